@@ -1,0 +1,182 @@
+"""How fast Step 5's trace analysis is on very large traces.
+
+    python benchmarks/bench_analysis.py [--sizes 100000 1000000] [--repeat 3] [--no-memory]
+
+Generates one synthetic trace per size (a fixed seed, so every run sees the same spans) with
+a realistic shape: a gateway root, calls fanning out to the other four services, several
+levels deep, each service making internal spans, database and cache calls and calls to the
+outside payment API; children run one after another or in parallel, some overrun their
+parent (clock skew), a few are orphans or duplicates, one long chain is thousands of levels
+deep. The spans are shuffled, as exporters deliver them in no useful order.
+
+It times the six analysis functions together (`build_trace_tree`, `calculate_total_duration`,
+`calculate_critical_path`, `identify_bottlenecks`, `build_timeline`,
+`build_service_dependencies`), best of `--repeat` runs, and checks the targets:
+
+- 100,000 spans in under 1 s;
+- 1,000,000 spans in less than 12 times the time of 100,000 (the analysis is O(n log n)).
+
+It prints PASS or FAIL for each (exit code 0 or 1) and, for information, the peak memory of
+one analysis (tracemalloc, in a separate untimed run). It measures the reference answer in
+`solution/`. Numbers go in notes, never in tests.
+"""
+from __future__ import annotations
+
+import argparse
+import gc
+import random
+import sys
+import time
+import tracemalloc
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "solution"))
+
+from services.api_gateway.monitoring import (build_service_dependencies,  # noqa: E402
+                                             build_timeline, build_trace_tree,
+                                             calculate_critical_path,
+                                             calculate_total_duration,
+                                             identify_bottlenecks)
+from services.shared.span_store import SpanRecord  # noqa: E402
+
+LIMIT_100K_S = 1.0
+LIMIT_RATIO = 12.0
+SERVICES = ["auth-service", "order-service", "inventory-service", "payment-service"]
+OPERATIONS = ["validate_inventory", "reserve_inventory", "process_payment", "confirm_order",
+              "load_product", "compute_total", "check_fraud", "render_receipt"]
+EPOCH_MS = 1_700_000_000_000.0
+
+
+def make_trace(size: int, seed: int = 5) -> list[SpanRecord]:
+    """One trace of exactly `size` spans (see the module docstring for its shape)."""
+    rng = random.Random(seed)
+    trace_id = f"{rng.getrandbits(128):032x}"
+    ids = iter(range(1, 1 << 62))
+    spans: list[SpanRecord] = []
+
+    def add(parent: str | None, name: str, service: str, kind: str, start: float,
+            duration: float, **attributes) -> str:
+        span_id = f"{next(ids):016x}"
+        spans.append(SpanRecord(
+            trace_id=trace_id, span_id=span_id, parent_span_id=parent, name=name,
+            service=service, kind=kind, start_ms=EPOCH_MS + start, duration_ms=duration,
+            status="ERROR" if rng.random() < 0.01 else "UNSET", attributes=attributes))
+        return span_id
+
+    root = add(None, "POST /api/orders", "api-gateway", "SERVER", 0.0, 60_000.0)
+    # A queue of spans still to be given children: (span id, service, start, end, depth).
+    queue = [(root, "api-gateway", 0.0, 60_000.0, 0)]
+    # One long chain (a recursive call, a retry loop), far deeper than Python's recursion limit.
+    chain, start, end = root, 1.0, 59_000.0
+    for depth in range(min(5_000, size // 20)):
+        chain = add(chain, "recurse", "order-service", "INTERNAL", start, end - start)
+        start, end = start + 0.001, end - 0.001
+    head = 0
+    while len(spans) < size and head < len(queue):
+        parent, service, p_start, p_end, depth = queue[head]
+        head += 1
+        fan_out = rng.choice((1, 2, 3, 4, 6, 8)) if depth < 12 else rng.choice((0, 1, 2))
+        parallel = rng.random() < 0.3
+        slot = (p_end - p_start) / max(fan_out, 1)
+        for k in range(fan_out):
+            if len(spans) >= size:
+                break
+            if parallel:
+                c_start = p_start + rng.uniform(0, slot / 2)
+                c_end = p_end - rng.uniform(0, slot / 2)
+            else:
+                c_start = p_start + k * slot + rng.uniform(0, slot / 4)
+                c_end = p_start + (k + 1) * slot - rng.uniform(0, slot / 4)
+            if rng.random() < 0.02:                     # clock skew: overruns the parent
+                c_end += slot / 3
+            roll = rng.random()
+            if roll < 0.25 and len(spans) + 1 < size:     # a call to another of our services
+                callee = rng.choice(SERVICES)
+                client = add(parent, f"POST {callee}", service, "CLIENT", c_start,
+                             c_end - c_start, **{"server.address": callee})
+                inner = add(client, f"POST /{callee.split('-')[0]}", callee, "SERVER",
+                            c_start + 0.2, max(c_end - c_start - 0.4, 0.0))
+                queue.append((inner, callee, c_start + 0.2, c_end - 0.2, depth + 1))
+            elif roll < 0.35:                           # a database or a cache: a leaf
+                add(parent, "SELECT", service, "CLIENT", c_start, c_end - c_start,
+                    **{"db.system": rng.choice(("sqlite", "redis"))})
+            elif roll < 0.38:                           # the outside payment API: a leaf
+                add(parent, "POST /v1/charges", service, "CLIENT", c_start, c_end - c_start,
+                    **{"server.address": "api.payment-provider.example"})
+            else:
+                span = add(parent, rng.choice(OPERATIONS), service, "INTERNAL", c_start,
+                           c_end - c_start)
+                queue.append((span, service, c_start, c_end, depth + 1))
+    while len(spans) < size:                          # an orphan: its parent was lost
+        add(f"{rng.getrandbits(64):016x}", "orphan", "payment-service", "INTERNAL",
+            rng.uniform(0, 60_000), rng.uniform(0, 100))
+    for i in rng.sample(range(len(spans)), min(10, len(spans))):
+        spans[i] = spans[rng.randrange(len(spans))]   # a few spans exported twice
+    rng.shuffle(spans)
+    return spans
+
+
+def analyse(spans: list[SpanRecord]) -> None:
+    """The six functions together, as the endpoint calls them."""
+    tree = build_trace_tree(spans)
+    calculate_total_duration(spans)
+    calculate_critical_path(tree)
+    identify_bottlenecks(spans)
+    build_timeline(spans)
+    build_service_dependencies(spans)
+
+
+def best_time(spans: list[SpanRecord], repeat: int) -> float:
+    times = []
+    for _ in range(repeat):
+        gc.collect()
+        started = time.perf_counter()
+        analyse(spans)
+        times.append(time.perf_counter() - started)
+    return min(times)
+
+
+def peak_memory_mb(spans: list[SpanRecord]) -> float:
+    gc.collect()
+    tracemalloc.start()
+    analyse(spans)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    return peak / 2**20
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--no-memory", action="store_true", help="skip the tracemalloc runs")
+    args = parser.parse_args(argv)
+
+    results: dict[int, float] = {}
+    for size in args.sizes:
+        spans = make_trace(size)
+        seconds = best_time(spans, args.repeat)
+        results[size] = seconds
+        line = f"{size:>9,} spans: {seconds:7.3f} s (best of {args.repeat})"
+        if not args.no_memory:
+            line += f", peak memory of one analysis {peak_memory_mb(spans):7.1f} MiB"
+        print(line, flush=True)
+        del spans
+
+    ok = True
+    if 100_000 in results:
+        passed = results[100_000] < LIMIT_100K_S
+        ok &= passed
+        print(f"{'PASS' if passed else 'FAIL'}: 100,000 spans in {results[100_000]:.3f} s "
+              f"(target < {LIMIT_100K_S:g} s)")
+    if 100_000 in results and 1_000_000 in results:
+        ratio = results[1_000_000] / results[100_000]
+        passed = ratio < LIMIT_RATIO
+        ok &= passed
+        print(f"{'PASS' if passed else 'FAIL'}: 1,000,000 spans took {ratio:.2f}x the time of "
+              f"100,000 (target < {LIMIT_RATIO:g}x)")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

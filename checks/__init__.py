@@ -1,0 +1,1 @@
+"""The graded checks: one module per success criterion."""

@@ -1,0 +1,52 @@
+"""Small tools the checks share: fake clocks and sleeps, and learner objects built for a check.
+
+Everything here reaches the learner's code only through the contract's names (via
+`kit.learner`), so a different correct implementation is treated exactly like the reference.
+"""
+from __future__ import annotations
+
+import httpx
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from kit.learner import attr
+
+
+class FakeClock:
+    """A monotonic clock that moves only when told to."""
+
+    def __init__(self, start: float = 1000.0) -> None:
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+class RecordingSleep:
+    """An async sleep that returns at once and remembers what it was asked for."""
+
+    def __init__(self) -> None:
+        self.calls: list[float] = []
+
+    async def __call__(self, seconds: float) -> None:
+        self.calls.append(seconds)
+
+
+def make_telemetry(service_name: str, *, sampling=None, environment: str = "development"):
+    """A fresh, initialised DistributedTelemetry exporting to its own InMemorySpanExporter
+    (batch=False), returned with that exporter."""
+    telemetry = attr("services.shared.telemetry", "DistributedTelemetry")()
+    exporter = InMemorySpanExporter()
+    telemetry.initialize(service_name, "1.0.0", environment, exporter=exporter, sampling=sampling, batch=False)
+    return telemetry, exporter
+
+
+def traced_client(telemetry, router, *, service_name: str = "checker-service", sleep=None, clock=None, **options):
+    """A TracedHttpClient on a respx router; sleeps are recorded, never real."""
+    client_cls = attr("services.shared.http_client", "TracedHttpClient")
+    extra = {"clock": clock} if clock is not None else {}
+    return client_cls(service_name, "1.0.0", telemetry=telemetry,
+                      transport=httpx.MockTransport(router.async_handler),
+                      sleep=sleep or RecordingSleep(), **extra, **options)

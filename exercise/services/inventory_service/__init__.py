@@ -1,0 +1,1 @@
+"""The inventory service (inventory-service): stock and reservations in SQLite."""

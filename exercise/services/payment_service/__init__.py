@@ -1,0 +1,1 @@
+"""The payment service (payment-service): charges the external payment API."""

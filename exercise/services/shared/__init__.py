@@ -1,0 +1,2 @@
+"""Code every service shares: telemetry set-up, trace context, the traced HTTP client,
+sampling, settings, logging and the span store."""

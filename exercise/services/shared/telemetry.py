@@ -1,0 +1,226 @@
+"""Step 1: one tracer provider per service, with a resource, an exporter pipeline and
+instrumentation bound to it.
+
+YOUR TASK. As shipped, this module is a harmless no-op: the services run and orders go
+through, but no span is recorded or exported. Work through the numbered TODOs below; each one
+names the success criterion it serves.
+
+What you are building:
+
+* ``DistributedTelemetry.initialize`` builds this service's *own* ``TracerProvider`` (never
+  the global one: five services may share one process, and each span must carry the resource
+  of the service that made it), with
+
+  - a **resource**: ``service.name``, ``service.version``, ``deployment.environment``,
+    ``service.namespace="workshop"``, ``telemetry.sdk.language="python"``;
+  - Step 6's **sampler**, ``WorkshopSampler(config)`` with
+    ``config = sampling or SamplingConfig.for_environment(environment)``;
+  - a span processor that copies every **baggage** entry onto each span as it starts;
+  - an **exporter**, first match wins: the ``exporter`` argument; Azure Monitor when a
+    connection string is given or ``APPLICATIONINSIGHTS_CONNECTION_STRING`` is set (the
+    package is an optional extra: import it lazily and fall back with a warning when it is
+    missing); OTLP over HTTP when ``OTEL_EXPORTER_OTLP_ENDPOINT`` is set; otherwise none.
+    Whatever is chosen is wrapped in ``ResilientSpanExporter``, put behind a
+    ``BatchSpanProcessor`` (``batch=True``) or ``SimpleSpanProcessor`` (``batch=False``), and
+    that processor behind Step 6's ``TailSamplingProcessor(processor, config)``;
+  - Step 2's ``WorkshopPropagator`` as the process-wide propagator
+    (``opentelemetry.propagate.set_global_textmap``).
+* ``instrument_app`` / ``instrument_client`` bind the FastAPI and httpx instrumentations to
+  this instance's provider.
+* ``ResilientSpanExporter``: retries with exponential backoff and a circuit breaker, never
+  raising into the application.
+
+Usage::
+
+    telemetry = DistributedTelemetry()
+    provider = telemetry.initialize("order-service", "1.0.0", "development")
+    telemetry.instrument_app(app)
+    with telemetry.create_span("process_order", attributes={"order.id": "o-1"}) as span:
+        ...
+    telemetry.force_flush()
+    telemetry.shutdown()
+"""
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, ContextManager
+
+# The kit runs every service with the stable HTTP semantic conventions; make sure they are
+# chosen before any instrumentation is imported, even when this module is used on its own.
+os.environ.setdefault("OTEL_SEMCONV_STABILITY_OPT_IN", "http")
+
+from opentelemetry import trace  # noqa: E402
+from opentelemetry.context import Context  # noqa: E402
+from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider  # noqa: E402
+from opentelemetry.sdk.trace import Span as SDKSpan  # noqa: E402
+from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult  # noqa: E402
+from opentelemetry.trace import Span, SpanKind, Tracer  # noqa: E402
+from opentelemetry.util.types import AttributeValue  # noqa: E402
+
+from services.shared.sampling import (  # noqa: E402,F401 - you will need these (TODO 2, 4)
+    SamplingConfig,
+    TailSamplingProcessor,
+    WorkshopSampler,
+)
+
+if TYPE_CHECKING:  # pragma: no cover - imported for type hints only
+    import httpx
+    from fastapi import FastAPI
+
+logger = logging.getLogger(__name__)
+
+SERVICE_NAMESPACE = "workshop"
+
+
+class DistributedTelemetry:
+    """Tracing for one service: its own provider, resource, exporter and instrumentation."""
+
+    def __init__(self) -> None:
+        self.tracer_provider: TracerProvider | None = None  # None until initialize()
+        self.service_name: str | None = None
+
+    # -- set-up -----------------------------------------------------------------------------
+    def initialize(self, service_name: str, service_version: str = "1.0.0",
+                   environment: str = "development", connection_string: str | None = None, *,
+                   exporter: SpanExporter | None = None,
+                   sampling: SamplingConfig | None = None,
+                   batch: bool = True) -> TracerProvider:
+        """Build this service's tracer provider and return it.
+
+        ``exporter`` overrides the exporter choice (tests pass an ``InMemorySpanExporter``);
+        ``sampling`` overrides ``SamplingConfig.for_environment(environment)``; ``batch``
+        chooses a ``BatchSpanProcessor`` (True) or a ``SimpleSpanProcessor`` (False).
+        """
+        # TODO 1 (traces-span-services): build a Resource with service.name, service.version,
+        #   deployment.environment, service.namespace="workshop" and
+        #   telemetry.sdk.language="python", so every span says which service made it.
+        # TODO 2 (sampling-works): config = sampling or SamplingConfig.for_environment(
+        #   environment); give the provider the head sampler WorkshopSampler(config).
+        # TODO 3 (rich-attributes): add a BaggageSpanProcessor (below) first, so every span
+        #   carries the request's baggage (user.id, order.id, ...) as attributes.
+        # TODO 4 (traces-span-services): choose the exporter (argument > Azure Monitor, imported
+        #   lazily, warn and fall back when missing > OTLP when OTEL_EXPORTER_OTLP_ENDPOINT is set
+        #   > none), wrap it in ResilientSpanExporter, put it behind a BatchSpanProcessor
+        #   (batch=True) or SimpleSpanProcessor (batch=False), and add that processor wrapped in
+        #   TailSamplingProcessor(processor, config).
+        # TODO 5 (context-propagates): set_global_textmap(WorkshopPropagator()) from Step 2, so
+        #   the FastAPI and httpx instrumentations extract and inject as Step 2 does.
+        # TODO 6 (traces-span-services): keep a tracer from *this* provider (never the global
+        #   one) for the `tracer` property.
+        self.tracer_provider = TracerProvider()
+        self.service_name = service_name
+        return self.tracer_provider
+
+    def instrument_app(self, app: FastAPI) -> None:
+        """Make a SERVER span for every request of ``app``, with this service's provider."""
+        # TODO 7 (traces-span-services): FastAPIInstrumentor.instrument_app(app,
+        #   tracer_provider=self.tracer_provider, exclude_spans=["receive", "send"]).
+
+    def instrument_client(self, client: httpx.AsyncClient) -> None:
+        """Make a CLIENT span for every request ``client`` sends, and inject trace headers."""
+        # TODO 8 (context-propagates): HTTPXClientInstrumentor.instrument_client(client,
+        #   tracer_provider=self.tracer_provider).
+
+    # -- using it ---------------------------------------------------------------------------
+    @property
+    def tracer(self) -> Tracer:
+        """This service's tracer; a no-op tracer before ``initialize()``."""
+        # TODO 6 (traces-span-services): return the tracer kept by initialize() once there is one.
+        return trace.NoOpTracer()
+
+    def create_span(self, name: str, kind: SpanKind = SpanKind.INTERNAL,
+                    attributes: Mapping[str, AttributeValue] | None = None
+                    ) -> ContextManager[Span]:
+        """Start a span as the current span; use it with ``with``.
+
+        The span is the child of whatever span is current, ends when the block ends, and
+        records an exception (and ``ERROR`` status) if one escapes the block. Before
+        ``initialize()`` it yields a non-recording span, never ``None``.
+        """
+        # TODO 9 (rich-attributes): start the span from self.tracer as the current span, with
+        #   kind and attributes (it already does, once TODO 6 gives a real tracer).
+        return self.tracer.start_as_current_span(name, kind=kind, attributes=attributes)
+
+    def force_flush(self, timeout_millis: int = 30_000) -> bool:
+        """Export every finished span that sampling keeps; True when that succeeded."""
+        # TODO 10 (traces-span-services): flush this service's provider.
+        return True
+
+    def shutdown(self) -> None:
+        """Flush and stop this service's pipeline (safe to call more than once)."""
+        # TODO 10 (traces-span-services): shut this service's provider down, once.
+        if self.tracer_provider is not None:
+            self.tracer_provider.shutdown()
+
+
+telemetry = DistributedTelemetry()  # a default instance, as in the workshop text
+
+
+class BaggageSpanProcessor(SpanProcessor):
+    """Copies every baggage entry in the parent context onto each span as it starts.
+
+    Baggage travels between services in the ``baggage`` header, but it is not part of any
+    span. Copying it at span start makes ``user.id`` or ``order.id`` a searchable attribute of
+    every span the request produces, in every service it reaches.
+    """
+
+    def on_start(self, span: SDKSpan, parent_context: Context | None = None) -> None:
+        # TODO 3 (rich-attributes): for each entry of baggage.get_all(parent_context),
+        #   span.set_attribute(key, value).
+        pass
+
+    def on_end(self, span: ReadableSpan) -> None:
+        pass
+
+    def shutdown(self) -> None:
+        pass
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return True
+
+
+class ResilientSpanExporter(SpanExporter):
+    """Wraps an exporter with retries, exponential backoff and a circuit breaker.
+
+    * A failed export (``FAILURE`` or an exception) is retried up to ``max_retries`` times;
+      the n-th retry first sleeps ``backoff_base_s * 2**(n-1)``.
+    * After ``failure_threshold`` consecutive failed exports the circuit *opens*: exports
+      return ``FAILURE`` at once, without touching the backend.
+    * After ``reset_timeout_s`` one trial export (a single attempt) goes through
+      (*half-open*): success closes the circuit, failure opens it for another period.
+    * It never raises: telemetry must never break the application it observes.
+
+    ``sleep`` and ``clock`` are injected so that tests control time.
+    """
+
+    def __init__(self, exporter: SpanExporter, *, max_retries: int = 3,
+                 backoff_base_s: float = 0.5, failure_threshold: int = 5,
+                 reset_timeout_s: float = 30.0,
+                 sleep: Callable[[float], None] = time.sleep,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.exporter = exporter
+        self.max_retries = max_retries
+        self.backoff_base_s = backoff_base_s
+        self.failure_threshold = failure_threshold
+        self.reset_timeout_s = reset_timeout_s
+        self._sleep = sleep
+        self._clock = clock
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        # TODO 11 (errors-traced): retry a failed attempt (FAILURE or an exception) up to
+        #   max_retries times, sleeping backoff_base_s * 2**(n-1) before the n-th retry.
+        # TODO 12 (errors-traced): count consecutive failed exports; at failure_threshold open
+        #   the circuit (return FAILURE at once without calling the exporter); after
+        #   reset_timeout_s (by self._clock) let one single-attempt trial through: success
+        #   closes the circuit, failure opens it again.
+        # TODO 13 (errors-traced): never raise into the application: catch everything.
+        return self.exporter.export(spans)
+
+    def shutdown(self) -> None:
+        self.exporter.shutdown()
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return self.exporter.force_flush(timeout_millis)

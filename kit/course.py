@@ -1,0 +1,84 @@
+"""The course description (`course.toml`) as typed, frozen dataclasses.
+
+`load_course()` is the only reader of `course.toml`; the grader, scorecard, notebooks and
+README table all take their steps, criteria, points and hints from the `Course` it returns.
+"""
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+from kit import ROOT
+
+
+class CourseError(ValueError):
+    """course.toml is malformed; the message says where."""
+
+
+@dataclass(frozen=True)
+class Criterion:
+    id: str
+    title: str
+    points: int
+    summary: str
+
+
+@dataclass(frozen=True)
+class Step:
+    number: int
+    title: str
+    file: str
+    goal: str
+    hints: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Course:
+    title: str
+    criteria: tuple[Criterion, ...]
+    steps: tuple[Step, ...]
+
+    @property
+    def max_score(self) -> int:
+        return sum(c.points for c in self.criteria)
+
+    def criterion(self, criterion_id: str) -> Criterion:
+        for criterion in self.criteria:
+            if criterion.id == criterion_id:
+                return criterion
+        raise KeyError(f"unknown criterion {criterion_id!r}; known: {', '.join(c.id for c in self.criteria)}")
+
+    def step(self, number: int) -> Step:
+        for step in self.steps:
+            if step.number == number:
+                return step
+        raise KeyError(f"unknown step {number!r}; known: {', '.join(str(s.number) for s in self.steps)}")
+
+    @property
+    def learner_files(self) -> tuple[str, ...]:
+        return tuple(step.file for step in self.steps)
+
+
+def parse_course(data: dict, source: str = "course.toml") -> Course:
+    """Build a Course from parsed TOML, with an error that names the bad entry."""
+    try:
+        criteria = tuple(Criterion(id=c["id"], title=c["title"], points=int(c["points"]),
+                                   summary=c.get("summary", "")) for c in data["criteria"])
+        steps = tuple(Step(number=int(s["number"]), title=s["title"], file=s["file"],
+                           goal=s.get("goal", ""), hints=tuple(s.get("hints", ())))
+                      for s in data["steps"])
+    except KeyError as exc:
+        raise CourseError(f"{source}: an entry lacks the field {exc.args[0]!r}") from None
+    for kind, ids in (("criterion", [c.id for c in criteria]), ("step", [s.number for s in steps])):
+        if len(set(ids)) != len(ids):
+            raise CourseError(f"{source}: a {kind} is listed twice")
+    return Course(title=data.get("title", ""), criteria=criteria, steps=steps)
+
+
+@lru_cache(maxsize=None)
+def load_course(path: Path = ROOT / "course.toml") -> Course:
+    """Read and parse the course description (cached: it never changes during a run)."""
+    with open(path, "rb") as handle:
+        return parse_course(tomllib.load(handle), str(path))

@@ -1,0 +1,26 @@
+"""Gradescope's autograder `results.json`.
+
+One test per check, each worth its share of its criterion's points, so the tests add up to the
+report's score. `output` is the learner-facing message; `visibility` is "visible".
+"""
+from __future__ import annotations
+
+import json
+
+from kit.results import GradeReport
+
+
+def to_gradescope(report: GradeReport) -> str:
+    shares = {c.id: (c.max_score / c.total if c.total else 0.0) for c in report.criteria}
+    tests = [{
+        "name": c.title,
+        "number": f"{c.step}.{i}",
+        "score": round(shares[c.criterion] if c.passed else 0.0, 4),
+        "max_score": round(shares[c.criterion], 4),
+        "status": "passed" if c.passed else "failed",
+        "output": c.message,
+        "tags": [c.criterion, f"step-{c.step}"],
+        "visibility": "visible",
+    } for i, c in enumerate(report.checks, start=1)]
+    return json.dumps({"score": report.score, "output": report.summary(), "visibility": "visible",
+                       "stdout_visibility": "hidden", "tests": tests}, indent=2, sort_keys=True) + "\n"

@@ -1,0 +1,90 @@
+"""The terminal scorecard: criteria with points, steps with progress, then what to fix.
+
+`render(report, verbose=False)` returns rich renderables for a `GradeReport`; `print_scorecard`
+prints them. Failing checks are grouped by step, each with what the check did, expected and
+saw, the learner's trace, and the file and TODO to look at; a step's hints come once, under its
+failures. When many checks fail (a fresh exercise), only the first failing step is shown in full
+and the others as one line per check, so a learner knows where to start.
+"""
+from __future__ import annotations
+
+from itertools import groupby
+from pathlib import Path
+
+from rich.console import Console, Group
+from rich.padding import Padding
+from rich.table import Table
+from rich.text import Text
+
+from kit.results import GradeReport
+
+FULL_DETAIL_LIMIT = 8
+
+
+def _bar(passed: int, total: int, width: int = 12) -> Text:
+    filled = round(width * passed / total) if total else 0
+    return Text("█" * filled, style="green") + Text("░" * (width - filled), style="dim")
+
+
+def _mark(passed: bool) -> Text:
+    return Text("✓", style="bold green") if passed else Text("✗", style="bold red")
+
+
+def render(report: GradeReport, *, verbose: bool = False, tree_label: str | None = None) -> Group:
+    course = report.course
+    label = tree_label or report.target
+    parts: list = [Text(f"{course.title}: grading {label}", style="bold")]
+
+    criteria = Table(title="Success criteria", title_justify="left", box=None, pad_edge=False)
+    criteria.add_column("")
+    criteria.add_column("criterion")
+    criteria.add_column("points", justify="right")
+    criteria.add_column("checks", justify="right")
+    for c in report.criteria:
+        if c.total:
+            criteria.add_row(_mark(c.passed == c.total), c.title, f"{c.score:g}/{c.max_score}", f"{c.passed}/{c.total}")
+    parts += [Text(""), criteria]
+
+    steps = Table(title="Steps", title_justify="left", box=None, pad_edge=False)
+    for column in ("step", "file", "progress", ""):
+        steps.add_column(column)
+    for s in report.steps:
+        if s.total:
+            steps.add_row(f"{s.number}. {s.title}", s.file, _bar(s.passed, s.total), f"{s.passed}/{s.total}")
+    parts += [Text(""), steps]
+
+    failed = report.failed
+    if failed:
+        parts += [Text(""), Text("What to fix", style="bold")]
+        full_steps = {c.step for c in failed} if (verbose or len(failed) <= FULL_DETAIL_LIMIT) \
+            else {min(c.step for c in failed)}
+        for step_number, checks in groupby(sorted(failed, key=lambda c: c.step), key=lambda c: c.step):
+            step = course.step(step_number)
+            checks = list(checks)
+            parts.append(Text(f"\nStep {step.number}: {step.title} ({Path(label).name}/{step.file})", style="bold yellow"))
+            for c in checks:
+                where = f"  [{c.criterion}{', ' + c.todo if c.todo else ''}]"
+                parts.append(_mark(False) + Text(f" {c.title}") + Text(where, style="dim"))
+                if step_number in full_steps:
+                    parts.append(Padding(Text(c.message), (0, 0, 0, 4)))
+            if step_number in full_steps:
+                parts.append(Text("  Hints:", style="cyan"))
+                parts += [Text(f"  - {hint}", style="cyan") for hint in step.hints]
+            else:
+                parts.append(Text(f"  (details: python grade.py --only {step_number})", style="dim"))
+    if verbose:
+        passed = [c for c in report.checks if c.passed]
+        if passed:
+            parts += [Text(""), Text("Passing checks", style="bold")]
+            parts += [_mark(True) + Text(f" {c.title}") + Text(f"  [step {c.step}, {c.criterion}]", style="dim")
+                      for c in passed]
+    for warning in report.warnings:
+        parts.append(Text(f"warning: {warning}", style="bold magenta"))
+    total_style = "bold green" if report.all_passed else "bold"
+    parts += [Text(""), Text(f"Total: {report.summary()}", style=total_style)]
+    return Group(*parts)
+
+
+def print_scorecard(report: GradeReport, *, verbose: bool = False, console: Console | None = None,
+                    tree_label: str | None = None) -> None:
+    (console or Console()).print(render(report, verbose=verbose, tree_label=tree_label))

@@ -1,0 +1,1 @@
+"""The API gateway (api-gateway): the system's front door."""

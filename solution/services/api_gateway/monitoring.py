@@ -1,0 +1,317 @@
+"""Step 5: trace analysis, and the gateway's `GET /monitoring/traces/{trace_id}`.
+
+A trace is a flat list of spans from several services; each span names its parent. Turning
+that list back into a tree is what makes it readable, and three questions can then be
+answered from it:
+
+- where did the time go? The **critical path** is the chain of work that the request was
+  actually waiting for: shorten anything on it and the request gets faster; shorten anything
+  off it (work done in parallel with something slower) and nothing changes.
+- which operation is slow in itself? A span's **self time** is the time when none of its
+  children was running: a slow span whose time is all spent in children is not the culprit.
+- who calls whom? The **service map** counts calls (and failed calls) between services, and
+  from a service to a database or an outside API.
+
+The functions (all iterative, so a very deep trace cannot hit Python's recursion limit, and
+all O(n log n), so 100,000 spans take well under a second):
+
+    build_trace_tree(spans)          -> [TraceNode]   roots, children in start order
+    calculate_total_duration(spans)  -> float         latest end - earliest start (ms)
+    calculate_critical_path(tree)    -> [segment]     Jaeger's algorithm, in time order
+    identify_bottlenecks(spans)      -> [bottleneck]  by self time, largest first
+    build_timeline(spans)            -> [entry]       start order, with depth and offset
+    build_service_dependencies(spans)-> [edge]        caller -> callee, calls and errors
+
+A `TraceNode` is `{"span": SpanRecord, "children": [TraceNode, ...]}`. Spans come as
+`SpanRecord`s (`services.shared.span_store`): ids in hex, times in epoch milliseconds. A span
+whose parent is not in the list is a root (an orphan whose parent was lost, or the first span of
+a trace that began outside our services); a span id seen twice is kept once (the first).
+"""
+from __future__ import annotations
+
+from operator import attrgetter
+from typing import Any, TypedDict
+
+from fastapi import APIRouter, HTTPException, Query
+
+from services.shared.span_store import SpanRecord, get_span_store, normalize_trace_id
+
+router = APIRouter(prefix="/monitoring", tags=["monitoring"])
+
+
+class TraceNode(TypedDict):
+    span: SpanRecord
+    children: list[TraceNode]
+
+
+def _index(spans: list[SpanRecord]) -> tuple[list[SpanRecord], list[int]]:
+    """The distinct spans in start order, and each one's parent position (-1 for a root).
+
+    Every analysis starts here, so they all agree on one tree. Broken input never loops
+    forever: in a cycle of parent links (impossible in a real trace, but one bad exporter is
+    enough) the earliest span of the cycle becomes a root.
+    """
+    first: dict[str, SpanRecord] = {}
+    for span in spans:
+        first.setdefault(span.span_id, span)          # duplicates: keep the first
+    uniq = sorted(first.values(), key=attrgetter("start_ms"))  # stable: ties keep input order
+    pos = {s.span_id: i for i, s in enumerate(uniq)}
+    parent = [pos.get(s.parent_span_id, -1) for s in uniq]   # absent parent -> root
+
+    # Walk every chain of parents once (colour 0 = unseen, 1 = on the current chain, 2 = done).
+    colour = bytearray(len(uniq))
+    for start in range(len(uniq)):
+        chain, i = [], start
+        while i >= 0 and colour[i] == 0:
+            colour[i] = 1
+            chain.append(i)
+            i = parent[i]
+        if i >= 0 and colour[i] == 1:                 # came back onto this chain: a cycle
+            cycle = chain[chain.index(i):]
+            parent[min(cycle)] = -1                   # smallest position = earliest start
+        for j in chain:
+            colour[j] = 2
+    return uniq, parent
+
+
+def _children(parent: list[int]) -> list[list[int]]:
+    kids: list[list[int]] = [[] for _ in parent]
+    for i, p in enumerate(parent):
+        if p >= 0:
+            kids[p].append(i)                         # i ascends: children in start order
+    return kids
+
+
+def build_trace_tree(spans: list[SpanRecord]) -> list[TraceNode]:
+    """The trace as a forest: one node per distinct span; roots and children in start order."""
+    uniq, parent = _index(spans)
+    nodes: list[TraceNode] = [{"span": s, "children": []} for s in uniq]
+    roots = []
+    for node, p in zip(nodes, parent):
+        if p < 0:
+            roots.append(node)
+        else:
+            nodes[p]["children"].append(node)
+    return roots
+
+
+def calculate_total_duration(spans: list[SpanRecord]) -> float:
+    """Latest end minus earliest start, in ms: the trace as the user lived it (0 if empty)."""
+    if not spans:
+        return 0.0
+    return (max(s.start_ms + s.duration_ms for s in spans)
+            - min(s.start_ms for s in spans))
+
+
+class _Clipped:
+    """A child with its interval clipped to its parent's."""
+
+    __slots__ = ("node", "start", "end")
+
+    def __init__(self, node: TraceNode, start: float, end: float) -> None:
+        self.node, self.start, self.end = node, start, end
+
+
+def calculate_critical_path(tree: list[TraceNode]) -> list[dict]:
+    """The critical path of the longest root (the earliest, on a tie), in time order.
+
+    Jaeger's algorithm. Each child is first clipped to its parent's (clipped) interval: a span
+    cannot make its parent wait before the parent started or after it ended, whatever the
+    clocks of two machines say. A child wholly outside its parent is ignored, with its subtree.
+    Then, from the end of a span, walk back: the child that ends last, no later than the
+    current point, is what the span was waiting for; the walk goes inside it from its end,
+    and continues in the parent from that child's start. Time covered by no such child is the
+    span's own. Among children ending together, the one that started last is taken (it is
+    the one the parent was still waiting for); a child ending exactly where the next one starts
+    counts, so back-to-back steps all appear.
+
+    Returns `{"span_id", "name", "service", "start_ms", "end_ms", "duration_ms"}` per
+    contiguous segment of non-zero length; the segments tile the root's interval.
+    """
+    if not tree:
+        return []
+    root = tree[0]
+    for node in tree[1:]:                             # longest root, earliest on a tie
+        if node["span"].duration_ms > root["span"].duration_ms:
+            root = node
+
+    found: list[tuple[SpanRecord, float, float]] = []  # (span, start, end), latest first
+    by_end = attrgetter("end", "start")
+
+    def enter(node: TraceNode, start: float, end: float) -> list:
+        # A frame: the node, its interval, the next-point, its usable children latest-ending
+        # first, and a cursor into them.
+        kids = []
+        for child in node["children"]:
+            c = child["span"]
+            c_start, c_end = c.start_ms, c.start_ms + c.duration_ms
+            s, e = max(c_start, start), min(c_end, end)
+            if s < e or (start <= c_start and c_end <= end):   # else wholly outside
+                kids.append(_Clipped(child, s, e))
+        kids.sort(key=by_end, reverse=True)          # stable: equal ends keep start order...
+        return [node, start, end, kids, 0]
+
+    r = root["span"]
+    stack = [enter(root, r.start_ms, r.start_ms + r.duration_ms)]
+    while stack:
+        frame = stack[-1]
+        node, start, point, kids, k = frame
+        while k < len(kids) and kids[k].end > point:  # ...and point only moves back, so a
+            k += 1                                    # child skipped once stays skipped
+        if k < len(kids):
+            child = kids[k]
+            found.append((node["span"], child.end, point))   # own time after the child
+            frame[2], frame[4] = child.start, k + 1
+            stack.append(enter(child.node, child.start, child.end))
+        else:
+            found.append((node["span"], start, point))       # own time before any child
+            stack.pop()
+
+    path: list[dict] = []
+    for span, start, end in reversed(found):
+        if end <= start:
+            continue
+        if path and path[-1]["span_id"] == span.span_id and path[-1]["end_ms"] == start:
+            path[-1]["end_ms"] = end                  # one entry per contiguous segment
+            path[-1]["duration_ms"] = end - path[-1]["start_ms"]
+            continue
+        path.append({"span_id": span.span_id, "name": span.name, "service": span.service,
+                     "start_ms": start, "end_ms": end, "duration_ms": end - start})
+    return path
+
+
+def identify_bottlenecks(spans: list[SpanRecord], *, threshold_ms: float = 1000.0,
+                         top: int = 5) -> list[dict]:
+    """The spans with the most self time (at least `threshold_ms`), largest first, at most `top`.
+
+    Self time = duration minus the union of the children's intervals, each clipped to the span:
+    two children running in parallel do not count twice, and a child that overran its parent
+    cannot make the parent's self time negative. Ranking by self time rather than duration
+    points at the operation that is slow itself, not at every ancestor of it.
+    """
+    uniq, parent = _index(spans)
+    n = len(uniq)
+    starts = [s.start_ms for s in uniq]
+    ends = [s.start_ms + s.duration_ms for s in uniq]
+    covered = [0.0] * n
+    run_start = [0.0] * n                             # each parent's current merged run of
+    run_end = [float("-inf")] * n                     # child time (children come in start order)
+    for i, p in enumerate(parent):
+        if p < 0:
+            continue
+        s, e = max(starts[i], starts[p]), min(ends[i], ends[p])
+        if e <= s:
+            continue
+        if s > run_end[p]:                            # a gap: close the previous run
+            if run_end[p] > run_start[p]:
+                covered[p] += run_end[p] - run_start[p]
+            run_start[p], run_end[p] = s, e
+        elif e > run_end[p]:
+            run_end[p] = e
+    total = calculate_total_duration(uniq)
+    found = []
+    for i, span in enumerate(uniq):
+        if run_end[i] > run_start[i]:
+            covered[i] += run_end[i] - run_start[i]
+        self_time = max(span.duration_ms - covered[i], 0.0)
+        if self_time >= threshold_ms:
+            found.append((self_time, span))
+    found.sort(key=lambda f: f[0], reverse=True)      # stable: equal self times keep start order
+    return [{"span_id": span.span_id, "operation": span.name, "service": span.service,
+             "duration_ms": span.duration_ms, "self_time_ms": self_time,
+             "percentage_of_total": self_time / total * 100 if total > 0 else 0.0}
+            for self_time, span in found[:max(top, 0)]]
+
+
+def build_timeline(spans: list[SpanRecord]) -> list[dict]:
+    """One entry per span in start order (a parent before a child that starts with it), with
+    its offset from the trace start and its depth in the tree (roots are 0): a waterfall."""
+    uniq, parent = _index(spans)
+    depth = [0] * len(uniq)
+    for i in _preorder(parent):                       # parents before children
+        if parent[i] >= 0:
+            depth[i] = depth[parent[i]] + 1
+    trace_start = uniq[0].start_ms if uniq else 0.0
+    order = sorted(range(len(uniq)), key=lambda i: (uniq[i].start_ms, depth[i]))
+    return [{"span_id": s.span_id, "parent_span_id": s.parent_span_id, "name": s.name,
+             "service": s.service, "offset_ms": s.start_ms - trace_start,
+             "duration_ms": s.duration_ms, "depth": depth[i], "status": s.status}
+            for i in order for s in (uniq[i],)]
+
+
+def _preorder(parent: list[int]) -> list[int]:
+    """Every position, each parent before its children (an iterative walk from the roots)."""
+    kids = _children(parent)
+    order = [i for i, p in enumerate(parent) if p < 0]
+    for i in order:                                   # the list grows as it is walked
+        order.extend(kids[i])
+    return order
+
+
+def build_service_dependencies(spans: list[SpanRecord]) -> list[dict]:
+    """The service map: `{"caller", "callee", "calls", "errors"}` per pair, sorted.
+
+    A call between two of our services shows as a parent span in one service with a child span
+    in another (the callee's server span under the caller's client span): each such pair is
+    one call, failed when the child's status is ERROR. A CLIENT span with no child went
+    somewhere that exports no spans: a database or cache (its `db.system`), or an outside API
+    (its `peer.service` or `server.address`).
+    """
+    uniq, parent = _index(spans)
+    edges: dict[tuple[str, str], list[int]] = {}
+    has_child = bytearray(len(uniq))
+    for i, p in enumerate(parent):
+        if p < 0:
+            continue
+        has_child[p] = 1
+        caller, callee = uniq[p].service, uniq[i].service
+        if caller != callee:
+            edge = edges.setdefault((caller, callee), [0, 0])
+            edge[0] += 1
+            edge[1] += uniq[i].status == "ERROR"
+    for i, span in enumerate(uniq):
+        if span.kind != "CLIENT" or has_child[i]:
+            continue
+        attrs = span.attributes
+        target = (attrs.get("db.system") or attrs.get("peer.service")
+                  or attrs.get("server.address"))
+        if target:
+            edge = edges.setdefault((span.service, str(target)), [0, 0])
+            edge[0] += 1
+            edge[1] += span.status == "ERROR"
+    return [{"caller": caller, "callee": callee, "calls": calls, "errors": errors}
+            for (caller, callee), (calls, errors) in sorted(edges.items())]
+
+
+@router.get("/traces/{trace_id}")
+def get_trace_details(
+    trace_id: str,
+    threshold_ms: float = Query(1000.0, ge=0, description="bottleneck self-time threshold"),
+    top: int = Query(5, ge=0, description="at most this many bottlenecks"),
+) -> dict[str, Any]:
+    """Everything above for one trace, read from the span store in use.
+
+    `trace_id` is 32 hex digits (a UUID's dashes are removed first): 422 otherwise, 404 when no
+    span of that trace is stored.
+    """
+    try:
+        tid = normalize_trace_id(trace_id)
+    except ValueError:
+        raise HTTPException(422, detail=f"trace_id must be 32 hex digits, got {trace_id!r}")
+    try:
+        spans = get_span_store().get_trace(tid)
+    except ImportError as exc:                       # e.g. KqlSpanStore without its package
+        raise HTTPException(503, detail=str(exc))
+    if not spans:
+        raise HTTPException(404, detail=f"no span of trace {tid} is stored")
+    tree = build_trace_tree(spans)
+    return {
+        "trace_id": tid,
+        "total_duration_ms": calculate_total_duration(spans),
+        "service_count": len({s.service for s in spans}),
+        "span_count": len({s.span_id for s in spans}),
+        "critical_path": calculate_critical_path(tree),
+        "bottlenecks": identify_bottlenecks(spans, threshold_ms=threshold_ms, top=top),
+        "timeline": build_timeline(spans),
+        "service_map": build_service_dependencies(spans),
+    }

@@ -1,0 +1,1 @@
+"""The auth service (auth-service): verifies bearer tokens."""

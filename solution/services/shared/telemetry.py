@@ -1,0 +1,357 @@
+"""Step 1: one tracer provider per service, with a resource, an exporter pipeline and
+instrumentation bound to it.
+
+A *tracer provider* is the factory for a service's spans. Everything a span needs to say
+*where* it came from lives in the provider's **resource** (``service.name``,
+``service.version``, ``deployment.environment``, ...), and everything about *where spans go*
+lives in the provider's **span processors** (which hand finished spans to an exporter).
+
+Usage::
+
+    from services.shared.telemetry import DistributedTelemetry
+
+    telemetry = DistributedTelemetry()
+    provider = telemetry.initialize("order-service", "1.0.0", "development")
+    telemetry.instrument_app(app)             # SERVER spans for every request
+    telemetry.instrument_client(http_client)  # CLIENT spans for every outgoing call
+    with telemetry.create_span("process_order", attributes={"order.id": "o-1"}) as span:
+        ...
+    telemetry.force_flush()                   # export everything that has finished
+    telemetry.shutdown()                      # on exit
+
+Design choices, each one a tracing idea:
+
+* **No global tracer provider.** Five services may live in one process (the kit's checks
+  run them side by side), so each ``DistributedTelemetry`` keeps its *own* provider, and the
+  tracer, the FastAPI and the httpx instrumentations are all bound to it explicitly. A span
+  therefore always carries the resource of the service that made it.
+* **Exporter choice, first match wins**: the ``exporter`` argument (tests pass an
+  ``InMemorySpanExporter``); Azure Monitor when a connection string is given or
+  ``APPLICATIONINSIGHTS_CONNECTION_STRING`` is set (the package is an optional extra: when it
+  is missing we log a warning and fall through); OTLP over HTTP when
+  ``OTEL_EXPORTER_OTLP_ENDPOINT`` is set; otherwise no exporter at all - spans are still
+  created, so context still propagates, they are just not sent anywhere.
+* **The exporter never hurts the application.** Whatever is chosen is wrapped in
+  :class:`ResilientSpanExporter`: retries with exponential backoff, then a circuit breaker so
+  that a dead backend costs nothing, and it never raises.
+* **Batch in production, simple in tests.** ``batch=True`` exports from a background thread in
+  batches (cheap on the request path); ``batch=False`` exports each span as it ends, which
+  makes tests deterministic.
+* **The processor chain**: first a processor that copies every baggage entry onto each span
+  as it starts (so ``user.id`` is searchable on every span of every service the request
+  reaches), then Step 6's ``TailSamplingProcessor`` in front of the export processor (it holds a
+  service's local trace until its root ends and keeps it when it was head-sampled, failed or
+  was slow). The head sampler is Step 6's ``WorkshopSampler``.
+* **One propagation format for the whole process**: Step 2's ``WorkshopPropagator`` is set as
+  the global text-map propagator, because that is what the FastAPI and httpx
+  instrumentations call to extract and inject headers.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, ContextManager
+
+# The kit runs every service with the stable HTTP semantic conventions; make sure they are
+# chosen before any instrumentation is imported, even when this module is used on its own.
+os.environ.setdefault("OTEL_SEMCONV_STABILITY_OPT_IN", "http")
+
+from opentelemetry import baggage, trace  # noqa: E402
+from opentelemetry.context import Context  # noqa: E402
+from opentelemetry.propagate import set_global_textmap  # noqa: E402
+from opentelemetry.sdk.resources import Resource  # noqa: E402
+from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider  # noqa: E402
+from opentelemetry.sdk.trace import Span as SDKSpan  # noqa: E402
+from opentelemetry.sdk.trace.export import (  # noqa: E402
+    BatchSpanProcessor,
+    SimpleSpanProcessor,
+    SpanExporter,
+    SpanExportResult,
+)
+from opentelemetry.trace import Span, SpanKind, Tracer  # noqa: E402
+from opentelemetry.util.types import AttributeValue  # noqa: E402
+
+from services.shared.sampling import (  # noqa: E402
+    SamplingConfig,
+    TailSamplingProcessor,
+    WorkshopSampler,
+)
+from services.shared.trace_context import WorkshopPropagator  # noqa: E402
+
+if TYPE_CHECKING:  # pragma: no cover - imported for type hints only
+    import httpx
+    from fastapi import FastAPI
+
+logger = logging.getLogger(__name__)
+
+SERVICE_NAMESPACE = "workshop"
+_INSTRUMENTATION_NAME = "services.shared.telemetry"
+
+
+class DistributedTelemetry:
+    """Tracing for one service: its own provider, resource, exporter and instrumentation."""
+
+    def __init__(self) -> None:
+        self.tracer_provider: TracerProvider | None = None  # None until initialize()
+        self.service_name: str | None = None
+        self._tracer: Tracer | None = None
+        self._shut_down = False
+
+    # -- set-up -----------------------------------------------------------------------------
+    def initialize(self, service_name: str, service_version: str = "1.0.0",
+                   environment: str = "development", connection_string: str | None = None, *,
+                   exporter: SpanExporter | None = None,
+                   sampling: SamplingConfig | None = None,
+                   batch: bool = True) -> TracerProvider:
+        """Build this service's tracer provider and return it.
+
+        ``exporter`` overrides the exporter choice (tests pass an ``InMemorySpanExporter``);
+        ``sampling`` overrides ``SamplingConfig.for_environment(environment)``; ``batch``
+        chooses a ``BatchSpanProcessor`` (True) or a ``SimpleSpanProcessor`` (False).
+        """
+        # The resource says who made a span. Every span of this provider carries it, which is
+        # how a trace viewer knows which service each hop belongs to.
+        resource = Resource.create({
+            "service.name": service_name,
+            "service.version": service_version,
+            "deployment.environment": environment,
+            "service.namespace": SERVICE_NAMESPACE,
+            "telemetry.sdk.language": "python",
+        })
+
+        # Head sampling decides at span start; tail sampling (below) can still rescue a trace
+        # that turned out to fail or be slow.
+        config = sampling or SamplingConfig.for_environment(environment)
+        provider = TracerProvider(resource=resource, sampler=WorkshopSampler(config))
+
+        # 1. Baggage -> span attributes, so business context is on every span.
+        provider.add_span_processor(BaggageSpanProcessor())
+
+        # 2. Tail sampling in front of the exporter.
+        chosen = _choose_exporter(exporter, connection_string)
+        if chosen is not None:
+            resilient = ResilientSpanExporter(chosen)
+            export_processor: SpanProcessor = (
+                BatchSpanProcessor(resilient) if batch else SimpleSpanProcessor(resilient))
+            provider.add_span_processor(TailSamplingProcessor(export_processor, config))
+
+        # The instrumentations extract and inject through the *global* propagator, so this is
+        # the one process-wide setting: the same propagator for every service.
+        set_global_textmap(WorkshopPropagator())
+
+        self.tracer_provider = provider
+        self.service_name = service_name
+        self._tracer = provider.get_tracer(_INSTRUMENTATION_NAME, service_version)
+        self._shut_down = False
+        logger.info("Distributed tracing initialized for %s (%s)", service_name, environment)
+        return provider
+
+    def instrument_app(self, app: FastAPI) -> None:
+        """Make a SERVER span for every request of ``app``, with this service's provider."""
+        from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+
+        FastAPIInstrumentor.instrument_app(
+            app,
+            tracer_provider=self._provider_for_instrumentation(),
+            # One span per request, not three: the ASGI "receive"/"send" sub-spans add noise.
+            exclude_spans=["receive", "send"],
+        )
+
+    def instrument_client(self, client: httpx.AsyncClient) -> None:
+        """Make a CLIENT span for every request ``client`` sends, and inject trace headers."""
+        from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
+
+        HTTPXClientInstrumentor.instrument_client(
+            client, tracer_provider=self._provider_for_instrumentation())
+
+    def _provider_for_instrumentation(self) -> trace.TracerProvider:
+        # Never fall back to the global provider: before initialize() instrument with a no-op.
+        if self.tracer_provider is None:
+            logger.warning("instrumenting before initialize(): no spans will be recorded")
+            return trace.NoOpTracerProvider()
+        return self.tracer_provider
+
+    # -- using it ---------------------------------------------------------------------------
+    @property
+    def tracer(self) -> Tracer:
+        """This service's tracer; a no-op tracer before ``initialize()``."""
+        return self._tracer if self._tracer is not None else trace.NoOpTracer()
+
+    def create_span(self, name: str, kind: SpanKind = SpanKind.INTERNAL,
+                    attributes: Mapping[str, AttributeValue] | None = None
+                    ) -> ContextManager[Span]:
+        """Start a span as the current span; use it with ``with``.
+
+        The span is the child of whatever span is current, ends when the block ends, and
+        records an exception (and ``ERROR`` status) if one escapes the block. Before
+        ``initialize()`` it yields a non-recording span, never ``None``.
+        """
+        return self.tracer.start_as_current_span(name, kind=kind, attributes=attributes)
+
+    def force_flush(self, timeout_millis: int = 30_000) -> bool:
+        """Export every finished span that sampling keeps; True when that succeeded."""
+        if self.tracer_provider is None:
+            return True
+        return self.tracer_provider.force_flush(timeout_millis)
+
+    def shutdown(self) -> None:
+        """Flush and stop this service's pipeline (safe to call more than once)."""
+        if self.tracer_provider is None or self._shut_down:
+            return
+        self._shut_down = True
+        self.tracer_provider.shutdown()
+
+
+telemetry = DistributedTelemetry()  # a default instance, as in the workshop text
+
+
+class BaggageSpanProcessor(SpanProcessor):
+    """Copies every baggage entry in the parent context onto each span as it starts.
+
+    Baggage travels between services in the ``baggage`` header, but it is not part of any
+    span. Copying it at span start makes ``user.id`` or ``order.id`` a searchable attribute of
+    every span the request produces, in every service it reaches.
+    """
+
+    def on_start(self, span: SDKSpan, parent_context: Context | None = None) -> None:
+        for key, value in baggage.get_all(parent_context).items():
+            if not isinstance(value, (str, bool, int, float)):
+                value = str(value)
+            span.set_attribute(key, value)
+
+    def on_end(self, span: ReadableSpan) -> None:
+        pass
+
+    def shutdown(self) -> None:
+        pass
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return True
+
+
+def _choose_exporter(exporter: SpanExporter | None,
+                     connection_string: str | None) -> SpanExporter | None:
+    """The first match wins: argument, Azure Monitor, OTLP over HTTP, none."""
+    if exporter is not None:
+        return exporter
+
+    connection_string = connection_string or os.environ.get(
+        "APPLICATIONINSIGHTS_CONNECTION_STRING")
+    if connection_string:
+        try:  # an optional extra: `pip install .[azure]`
+            from azure.monitor.opentelemetry.exporter import AzureMonitorTraceExporter
+        except ImportError:
+            logger.warning("Azure Monitor connection string set, but "
+                           "azure-monitor-opentelemetry-exporter is not installed; "
+                           "falling back to the next exporter")
+        else:
+            return AzureMonitorTraceExporter(connection_string=connection_string)
+
+    if os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"):
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+        return OTLPSpanExporter()  # reads the endpoint (and headers) from the environment
+
+    return None
+
+
+class ResilientSpanExporter(SpanExporter):
+    """Wraps an exporter with retries, exponential backoff and a circuit breaker.
+
+    * A failed export (``FAILURE`` or an exception) is retried up to ``max_retries`` times;
+      the n-th retry first sleeps ``backoff_base_s * 2**(n-1)``.
+    * After ``failure_threshold`` consecutive failed exports the circuit *opens*: exports
+      return ``FAILURE`` at once, without touching the backend.
+    * After ``reset_timeout_s`` one trial export (a single attempt) goes through
+      (*half-open*): success closes the circuit, failure opens it for another period.
+    * It never raises: telemetry must never break the application it observes.
+
+    ``sleep`` and ``clock`` are injected so that tests control time.
+    """
+
+    def __init__(self, exporter: SpanExporter, *, max_retries: int = 3,
+                 backoff_base_s: float = 0.5, failure_threshold: int = 5,
+                 reset_timeout_s: float = 30.0,
+                 sleep: Callable[[float], None] = time.sleep,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.exporter = exporter
+        self.max_retries = max_retries
+        self.backoff_base_s = backoff_base_s
+        self.failure_threshold = failure_threshold
+        self.reset_timeout_s = reset_timeout_s
+        self._sleep = sleep
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._consecutive_failures = 0
+        self._opened_at: float | None = None  # None: the circuit is closed
+        self._trial_running = False
+
+    @property
+    def circuit_open(self) -> bool:
+        """True while exports are refused (open or waiting on a trial)."""
+        return self._opened_at is not None
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        try:
+            with self._lock:
+                trial = False
+                if self._opened_at is not None:
+                    if (self._trial_running
+                            or self._clock() - self._opened_at < self.reset_timeout_s):
+                        return SpanExportResult.FAILURE  # open: refuse at once
+                    trial = self._trial_running = True  # half-open: one trial goes through
+            if trial:
+                ok = self._attempt(spans)
+                with self._lock:
+                    self._trial_running = False
+                    if ok:
+                        self._close()
+                    else:
+                        self._opened_at = self._clock()
+                return SpanExportResult.SUCCESS if ok else SpanExportResult.FAILURE
+
+            ok = self._attempt(spans)
+            retry = 0
+            while not ok and retry < self.max_retries:
+                retry += 1
+                self._sleep(self.backoff_base_s * 2 ** (retry - 1))
+                ok = self._attempt(spans)
+            with self._lock:
+                if ok:
+                    self._close()
+                else:
+                    self._consecutive_failures += 1
+                    if self._consecutive_failures >= self.failure_threshold:
+                        self._opened_at = self._clock()
+                        logger.warning("span export failing: circuit opened for %.1fs",
+                                       self.reset_timeout_s)
+            return SpanExportResult.SUCCESS if ok else SpanExportResult.FAILURE
+        except Exception:  # noqa: BLE001 - never raise into the application
+            logger.exception("span export failed")
+            return SpanExportResult.FAILURE
+
+    def _attempt(self, spans: Sequence[ReadableSpan]) -> bool:
+        try:
+            return self.exporter.export(spans) == SpanExportResult.SUCCESS
+        except Exception as exc:  # noqa: BLE001 - an exception is just a failed attempt
+            logger.debug("span export attempt raised %r", exc)
+            return False
+
+    def _close(self) -> None:
+        self._consecutive_failures = 0
+        self._opened_at = None
+
+    def shutdown(self) -> None:
+        try:
+            self.exporter.shutdown()
+        except Exception:  # noqa: BLE001
+            logger.exception("span exporter shutdown failed")
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        try:
+            return bool(self.exporter.force_flush(timeout_millis))
+        except Exception:  # noqa: BLE001
+            return False
