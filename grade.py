@@ -6,6 +6,7 @@
     python grade.py --target PATH        grade another copy of exercise/, or a .zip of one
     python grade.py --format json        also: junit, gradescope, exercism (--output FILE)
     python grade.py --verbose            list the passing checks too
+    python grade.py --watch              re-grade every time you save a learner file
 
 Exit codes: 0 every check passed, 1 some check failed, 2 the grader could not run.
 """
@@ -34,6 +35,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--format", choices=["text", "json", "junit", "gradescope", "exercism"], default="text")
     parser.add_argument("--output", help="write the report there instead of printing it")
     parser.add_argument("--verbose", "-v", action="store_true", help="show passing checks too")
+    parser.add_argument("--watch", action="store_true", help="re-grade whenever a learner file changes (Ctrl-C stops)")
     parser.add_argument("--timeout", type=float, default=10.0, help="seconds each check may take (default 10)")
     return parser.parse_args(argv)
 

@@ -31,8 +31,10 @@ def grade_command(args: Namespace) -> int:
             console_out.write(f"Grading {target_path} ...\n")
             console_out.flush()
         with resolve_target(target_path) as target:
-            report = run_checks(target.path, only=args.only, check_timeout_s=args.timeout)
             label = target.label if args.target else str(target_path.relative_to(ROOT)) + "/"
+            if args.watch:
+                return _watch(target.path, label, args)
+            report = run_checks(target.path, only=args.only, check_timeout_s=args.timeout)
     except (TargetError, GradingError) as exc:
         sys.stderr.write(f"grade.py: {exc}\n")
         return 2
@@ -56,3 +58,27 @@ def grade_command(args: Namespace) -> int:
         else:
             console_out.write(text)
     return 0 if report.all_passed else 1
+
+
+def _watch(tree: Path, label: str, args: Namespace) -> int:
+    from rich.console import Console
+
+    from kit.scorecard import print_scorecard
+    from kit.watch import watch
+
+    console = Console()
+
+    def show(report, fixed, broken):
+        console.clear()
+        print_scorecard(report, verbose=args.verbose, tree_label=label, console=console)
+        for title in fixed:
+            console.print(f"[bold green]newly passing:[/] {title}")
+        for title in broken:
+            console.print(f"[bold red]newly failing:[/] {title}")
+        console.print("[dim]watching the learner files; save one to grade again, Ctrl-C to stop[/]")
+
+    try:
+        watch(tree, lambda: run_checks(tree, only=args.only, check_timeout_s=args.timeout), show)
+    except KeyboardInterrupt:
+        return 0
+    return 0

@@ -20,6 +20,11 @@ def check(*, step: int, criterion: str, todo: str | None = None):
     return pytest.mark.check(step=step, criterion=criterion, todo=todo)
 
 
+class CheckTimeout(BaseException):
+    """Raised in the main thread when a check runs past its time limit. A BaseException so that
+    learner code catching `Exception` cannot swallow it."""
+
+
 class CheckFailure(AssertionError):
     """A check's verdict, written for the learner."""
 

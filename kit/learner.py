@@ -11,7 +11,11 @@ import traceback
 from types import ModuleType
 from typing import Any
 
-from kit.expect import fail
+from kit.expect import CheckTimeout, fail
+
+#: Set when an import of learner code ran past a check's time limit: importing again would hang
+#: again, so every later import in this process fails at once with the same reason.
+_hung_import: str | None = None
 
 
 def _where(exc: BaseException) -> str:
@@ -24,8 +28,16 @@ def _where(exc: BaseException) -> str:
 
 def load(module: str) -> ModuleType:
     """Import `module` from the target tree, or fail the check with the reason it would not."""
+    global _hung_import
+    if _hung_import is not None:
+        fail(did=f"imported {module}", expected="the module to import cleanly", saw=_hung_import)
     try:
         return importlib.import_module(module)
+    except CheckTimeout as exc:
+        frames = [f for f in traceback.extract_tb(exc.__traceback__) if "/services/" in f.filename]
+        where = f" in {frames[-1].filename.rsplit('/services/', 1)[-1]} line {frames[-1].lineno}" if frames else ""
+        _hung_import = f"importing the services never finished (an endless loop at import{where}?)"
+        raise
     except Exception as exc:  # the learner's file is broken: say where, not how the kit noticed
         fail(did=f"imported {module}", expected="the module to import cleanly",
              saw=_where(exc))

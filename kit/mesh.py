@@ -74,8 +74,12 @@ class MeshTransport(httpx.AsyncBaseTransport):
         self.crossings: list[Crossing] = []
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        for name in self.strip_headers:
-            request.headers.pop(name, None)
+        return await self.route(request, between_services=True)
+
+    async def route(self, request: httpx.Request, *, between_services: bool) -> httpx.Response:
+        if between_services:
+            for name in self.strip_headers:
+                request.headers.pop(name, None)
         crossing = Crossing(host=request.url.host, method=request.method, path=request.url.path,
                             headers={k.lower(): v for k, v in request.headers.items()})
         self.crossings.append(crossing)
@@ -90,6 +94,16 @@ class MeshTransport(httpx.AsyncBaseTransport):
             response = await call
         crossing.status = response.status_code
         return response
+
+
+class _FromOutside(httpx.AsyncBaseTransport):
+    """The client's way into the mesh: its own headers always arrive as sent."""
+
+    def __init__(self, mesh_transport: MeshTransport) -> None:
+        self.mesh_transport = mesh_transport
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        return await self.mesh_transport.route(request, between_services=False)
 
 
 @dataclass
@@ -184,7 +198,7 @@ class Mesh:
     # -- using it ---------------------------------------------------------------------------
     def client(self, **kwargs) -> httpx.AsyncClient:
         """A client outside the system (the workshop's "Client App"), talking to the gateway."""
-        return httpx.AsyncClient(transport=self.transport, base_url=self._settings.gateway_url, **kwargs)
+        return httpx.AsyncClient(transport=_FromOutside(self.transport), base_url=self._settings.gateway_url, **kwargs)
 
     async def order(self, *, token: str = "token-alice", items: list[dict] | None = None,
                     total_amount: float | None = None, headers: dict[str, str] | None = None,
@@ -201,7 +215,7 @@ class Mesh:
 
     async def get(self, service: str, path: str, headers: dict[str, str] | None = None) -> httpx.Response:
         """GET a path of one of our services (by key: "gateway", "inventory", ...)."""
-        async with httpx.AsyncClient(transport=self.transport) as client:
+        async with httpx.AsyncClient(transport=_FromOutside(self.transport)) as client:
             return await client.get(f"{getattr(self._settings, f'{service}_url')}{path}", headers=headers)
 
     def telemetry(self, service: str):

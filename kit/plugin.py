@@ -8,7 +8,9 @@ follow progress, survive a child that dies half-way, and never import learner co
     {"event": "result", "nodeid": ..., "status": "passed" | "failed", "message": ...}
 
 Each check runs under a time limit (SIGALRM): a learner's endless loop fails that check with
-"timed out after N s in <file> line L" and the next check runs.
+"timed out after N s in <file> line L" and the next check runs. After a first timeout the limit
+of the checks still to run drops to `AFTER_TIMEOUT_S` (a correct check takes well under a
+second), so one endless loop reached by every check cannot hold a learner up for minutes.
 """
 from __future__ import annotations
 
@@ -21,15 +23,11 @@ from pathlib import Path
 import pytest
 
 from kit.course import load_course
-from kit.expect import CheckFailure
+from kit.expect import CheckFailure, CheckTimeout
 from kit.learner import describe_exception
 
 MAX_MESSAGE = 4000
-
-
-class CheckTimeout(BaseException):
-    """Raised in the main thread when a check runs past its time limit. A BaseException so that
-    learner code catching `Exception` cannot swallow it."""
+AFTER_TIMEOUT_S = 3.0
 
 
 def check_meta(item: pytest.Item) -> dict | None:
@@ -74,6 +72,7 @@ class Recorder:
     def __init__(self, events: Path, timeout_s: float = 10.0, only: str | None = None) -> None:
         self.events = open(events, "a", encoding="utf-8")
         self.timeout_s = timeout_s
+        self.limit_s = timeout_s
         self.only = only
         self.failures: dict[str, str] = {}
         self.course = load_course()
@@ -112,7 +111,7 @@ class Recorder:
             raise CheckTimeout()
 
         previous = signal.signal(signal.SIGALRM, on_alarm)
-        signal.setitimer(signal.ITIMER_REAL, self.timeout_s)
+        signal.setitimer(signal.ITIMER_REAL, self.limit_s)
         try:
             yield
         finally:
@@ -128,7 +127,9 @@ class Recorder:
         report = outcome.get_result()
         if report.failed and item.nodeid not in self.failures:
             if call.excinfo is not None:
-                self.failures[item.nodeid] = _message(call.excinfo, self.timeout_s)
+                self.failures[item.nodeid] = _message(call.excinfo, self.limit_s)
+                if call.excinfo.errisinstance(CheckTimeout):
+                    self.limit_s = min(self.limit_s, AFTER_TIMEOUT_S)
             else:
                 self.failures[item.nodeid] = str(report.longrepr)[-MAX_MESSAGE:]
         elif report.skipped and item.nodeid not in self.failures:

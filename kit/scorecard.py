@@ -33,24 +33,25 @@ def _mark(passed: bool) -> Text:
 def render(report: GradeReport, *, verbose: bool = False, tree_label: str | None = None) -> Group:
     course = report.course
     label = tree_label or report.target
-    parts: list = [Text(f"{course.title}: grading {label}", style="bold")]
+    parts: list = [Text(f"{course.title} | grading {label}", style="bold")]
 
     criteria = Table(title="Success criteria", title_justify="left", box=None, pad_edge=False)
-    criteria.add_column("")
-    criteria.add_column("criterion")
-    criteria.add_column("points", justify="right")
-    criteria.add_column("checks", justify="right")
+    criteria.add_column("", no_wrap=True)
+    criteria.add_column("criterion", no_wrap=True)
+    criteria.add_column("points", justify="right", no_wrap=True)
+    criteria.add_column("checks", justify="right", no_wrap=True)
     for c in report.criteria:
         if c.total:
             criteria.add_row(_mark(c.passed == c.total), c.title, f"{c.score:g}/{c.max_score}", f"{c.passed}/{c.total}")
     parts += [Text(""), criteria]
 
     steps = Table(title="Steps", title_justify="left", box=None, pad_edge=False)
-    for column in ("step", "file", "progress", ""):
-        steps.add_column(column)
+    steps.add_column("step", no_wrap=True)
+    steps.add_column("progress", no_wrap=True)
+    steps.add_column("checks", justify="right", no_wrap=True)
     for s in report.steps:
         if s.total:
-            steps.add_row(f"{s.number}. {s.title}", s.file, _bar(s.passed, s.total), f"{s.passed}/{s.total}")
+            steps.add_row(f"{s.number}. {s.title}", _bar(s.passed, s.total), f"{s.passed}/{s.total}")
     parts += [Text(""), steps]
 
     failed = report.failed
@@ -69,7 +70,7 @@ def render(report: GradeReport, *, verbose: bool = False, tree_label: str | None
                     parts.append(Padding(Text(c.message), (0, 0, 0, 4)))
             if step_number in full_steps:
                 parts.append(Text("  Hints:", style="cyan"))
-                parts += [Text(f"  - {hint}", style="cyan") for hint in step.hints]
+                parts += [Padding(Text(f"- {hint}", style="cyan"), (0, 0, 0, 4)) for hint in step.hints]
             else:
                 parts.append(Text(f"  (details: python grade.py --only {step_number})", style="dim"))
     if verbose:

@@ -1,0 +1,94 @@
+"""Every output format is a pure function of the result model, checked against golden files.
+
+Regenerate the golden files after an intended change with `UPDATE_GOLDEN=1 python -m pytest
+tests/test_formats.py`, then read the diff.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from xml.etree import ElementTree as ET
+
+import pytest
+from rich.console import Console
+
+from kit.formats import FORMATS
+from kit.results import CheckResult, GradeReport, Status
+from kit.scorecard import print_scorecard
+
+GOLDEN = Path(__file__).parent / "golden"
+
+
+def sample_report() -> GradeReport:
+    def result(check_id, step, criterion, status, message=""):
+        return CheckResult(id=check_id, title=check_id.replace("_", " ").capitalize(), step=step,
+                           criterion=criterion, status=status, message=message, todo=f"TODO {step}")
+    return GradeReport(target="exercise", checks=(
+        result("one_trace", 1, "traces-span-services", Status.PASSED),
+        result("no_orphans", 2, "traces-span-services", Status.FAILED,
+               "We sent one order.\nExpected: one root span\nSaw: 2 root spans\nYour trace:\ntrace 00ab\n  └─ api-gateway: POST /api/orders [SERVER]"),
+        result("b3_single", 2, "context-propagates", Status.PASSED),
+        result("business_spans", 3, "rich-attributes", Status.FAILED, "Expected: <process_order> & friends"),
+        result("critical_path", 5, "performance-visible", Status.ERROR, "timed out after 10 s"),
+        result("ratio", 6, "sampling-works", Status.PASSED),
+        result("error_spans", 3, "errors-traced", Status.PASSED),
+    ))
+
+
+def scorecard_text(report: GradeReport) -> str:
+    console = Console(record=True, width=100, no_color=True, file=open(os.devnull, "w"))
+    print_scorecard(report, verbose=True, console=console, tree_label="exercise/")
+    return console.export_text()
+
+
+RENDERERS = {**{name: fn for name, fn in FORMATS.items()}, "scorecard": scorecard_text}
+SUFFIX = {"json": "json", "junit": "xml", "gradescope": "json", "exercism": "json", "scorecard": "txt"}
+
+
+@pytest.mark.parametrize("name", sorted(RENDERERS))
+def test_format_matches_its_golden_file(name):
+    text = RENDERERS[name](sample_report())
+    golden = GOLDEN / f"report.{name}.{SUFFIX[name]}"
+    if os.environ.get("UPDATE_GOLDEN"):
+        golden.write_text(text, encoding="utf-8")
+    assert text == golden.read_text(encoding="utf-8")
+
+
+def test_scores_add_up():
+    report = sample_report()
+    by_id = {c.id: c for c in report.criteria}
+    assert by_id["traces-span-services"].score == 10.0
+    assert by_id["performance-visible"].score == 0.0
+    assert report.score == 10 + 20 + 0 + 0 + 15 + 15
+    gradescope = json.loads(FORMATS["gradescope"](report))
+    assert round(sum(t["score"] for t in gradescope["tests"]), 2) == report.score
+    assert round(sum(t["max_score"] for t in gradescope["tests"]), 2) == report.max_score == 100
+
+
+def test_json_has_the_documented_schema():
+    data = json.loads(FORMATS["json"](sample_report()))
+    assert {"score", "max_score", "criteria", "checks"} <= data.keys()
+    assert all({"id", "title", "score", "max_score"} <= c.keys() for c in data["criteria"])
+    assert all({"id", "criterion", "step", "status", "message"} <= c.keys() for c in data["checks"])
+    assert {c["status"] for c in data["checks"]} == {"passed", "failed", "error"}
+
+
+def test_junit_is_well_formed_and_counts_failures():
+    root = ET.fromstring(FORMATS["junit"](sample_report()))
+    assert root.tag == "testsuites"
+    assert root.get("tests") == "7" and root.get("failures") == "2" and root.get("errors") == "1"
+    assert len(root.findall("testsuite/testcase")) == 7
+    assert len(root.findall("testsuite/testcase/failure")) == 2
+
+
+def test_exercism_is_version_3_with_task_ids():
+    data = json.loads(FORMATS["exercism"](sample_report()))
+    assert data["version"] == 3 and data["status"] == "fail"
+    assert all(isinstance(t["task_id"], int) and t["status"] in ("pass", "fail", "error") for t in data["tests"])
+    assert all(("message" in t) == (t["status"] != "pass") for t in data["tests"])
+
+
+def test_html_rendering_escapes_learner_text():
+    html = sample_report()._repr_html_()
+    assert "&lt;process_order&gt; &amp; friends" in html and "<process_order>" not in html
