@@ -129,10 +129,10 @@ async def test_crash_in_a_service_is_a_500_with_the_exception_on_its_server_span
     """An unhandled exception in a service is a 500 and an exception event on its SERVER span"""
     await mesh.order(items=[{"product_id": "prod-unknown", "quantity": 1, "price": 5.0}])
     spans = mesh.spans()
-    checks = [c for c in mesh.crossings_to("inventory-service") if c.path == "/inventory/check"]
-    expect(checks and checks[0].status == 500, did=UNKNOWN,
+    calls = [c for c in mesh.crossings_to("inventory-service") if c.path == "/inventory/check"]
+    expect(calls and calls[0].status == 500, did=UNKNOWN,
            expected="inventory-service to answer POST /inventory/check with 500",
-           saw=f"answers: {[c.status for c in checks] or 'no call to /inventory/check'}")
+           saw=f"answers: {[c.status for c in calls] or 'no call to /inventory/check'}")
     servers = server_spans(spans, "inventory-service", "/inventory/check")
     expect(servers and is_error(servers[0]), did=UNKNOWN,
            expected="inventory-service's SERVER span for /inventory/check with status ERROR",

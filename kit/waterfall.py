@@ -34,6 +34,8 @@ from dataclasses import dataclass
 from html import escape
 from typing import Any, Iterable, Mapping, Sequence
 
+from kit import analysis
+
 __all__ = ["waterfall_svg", "service_map_svg", "critical_path", "service_dependencies",
            "service_colour", "FONT"]
 
@@ -144,46 +146,16 @@ def _tree_order(trace: list[_Span]) -> list[tuple[_Span, int]]:
     return out
 
 
-# -- the analyses the pictures show (the kit's own; never the learner's monitoring.py) --------
+# -- the analyses the pictures show: the kit's own (kit.analysis), never the learner's --------
+
+def _records(trace: list[_Span]) -> list[analysis.Span]:
+    return [analysis.Span(trace_id=s.trace_id, span_id=s.span_id, parent_span_id=s.parent_id, name=s.name,
+                          service=s.service, kind=s.kind, status=s.status, start_ms=s.start,
+                          duration_ms=s.end - s.start, attributes=s.attributes) for s in trace]
+
 
 def _trace_critical_path(trace: list[_Span]) -> list[dict]:
-    roots, kids = _children(trace)
-    if not roots:
-        return []
-    root = max(roots, key=lambda s: (s.end - s.start, -s.start))
-    pieces: list[tuple[_Span, float, float]] = []
-    # Each frame: a span, its clipped interval and the point the backward walk has reached.
-    stack = [(root, root.start, root.end)]
-    while stack:
-        span, lo, hi = stack.pop()
-        inside = sorted(((max(k.start, lo), min(k.end, hi), k) for k in kids.get(span.span_id, ())
-                         if min(k.end, hi) > max(k.start, lo)), key=lambda t: (t[1], t[0]))
-        point, todo = hi, []
-        while point > lo:
-            best = None
-            for c in inside:              # the child ending last, no later than `point`
-                if c[1] <= point and (best is None or (c[1], c[0]) > (best[1], best[0])):
-                    best = c
-            if best is None:
-                pieces.append((span, lo, point))
-                break
-            if best[1] < point:
-                pieces.append((span, best[1], point))
-            todo.append((best[2], best[0], best[1]))
-            point = best[0]
-            inside = [c for c in inside if c[1] <= point and c is not best]
-        stack.extend(todo)
-    pieces.sort(key=lambda p: p[1])
-    merged: list[list] = []
-    for span, lo, hi in pieces:
-        if hi <= lo:
-            continue
-        if merged and merged[-1][0].span_id == span.span_id and abs(merged[-1][2] - lo) < 1e-9:
-            merged[-1][2] = hi
-        else:
-            merged.append([span, lo, hi])
-    return [{"span_id": s.span_id, "name": s.name, "service": s.service, "start_ms": lo,
-             "end_ms": hi, "duration_ms": hi - lo} for s, lo, hi in merged]
+    return analysis.critical_path(*analysis.index(_records(trace)))
 
 
 def critical_path(spans: Iterable[Any]) -> list[dict]:
@@ -193,28 +165,16 @@ def critical_path(spans: Iterable[Any]) -> list[dict]:
 
 
 def _dependencies(spans: list[_Span]) -> tuple[list[dict], dict[str, str]]:
+    """The caller -> callee edges of every trace, added up, and each node's kind."""
     edges: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0])
-    kinds: dict[str, str] = {}
     for trace in _by_trace(spans):
-        by_id = {s.span_id: s for s in trace}
-        has_child = {s.parent_id for s in trace}
-        for s in trace:
-            kinds.setdefault(s.service, "service")
-            parent = by_id.get(s.parent_id) if s.parent_id else None
-            if parent is not None and parent.service != s.service:
-                edge = edges[(parent.service, s.service)]
-                edge[0] += 1
-                edge[1] += s.status == "ERROR"
-            if s.kind == "CLIENT" and s.span_id not in has_child:
-                db = s.attributes.get("db.system")
-                target = db or s.attributes.get("peer.service") or s.attributes.get("server.address")
-                if target:
-                    kinds.setdefault(str(target), "database" if db else "external")
-                    edge = edges[(s.service, str(target))]
-                    edge[0] += 1
-                    edge[1] += s.status == "ERROR"
-    for s in spans:
-        kinds[s.service] = "service"
+        for e in analysis.service_map(*analysis.index(_records(trace))):
+            edge = edges[(e["caller"], e["callee"])]
+            edge[0] += e["calls"]
+            edge[1] += e["errors"]
+    kinds = {str(s.attributes["db.system"]): "database" for s in spans
+             if s.kind == "CLIENT" and s.attributes.get("db.system")}
+    kinds.update((s.service, "service") for s in spans)
     return ([{"caller": a, "callee": b, "calls": c, "errors": e}
              for (a, b), (c, e) in sorted(edges.items())], kinds)
 
@@ -346,7 +306,7 @@ def waterfall_svg(spans: Iterable[Any], *, critical_path: Iterable[Mapping[str, 
     summary = (f"{len(all_spans)} spans · {len(services)} services · {_ms(total)}"
                + (f" · {errors} error{'s' * (errors != 1)}" if errors else ""))
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" class="waterfall" width="{_WIDTH}" height="{height}" '
-           f'viewBox="0 0 {_WIDTH} {height}" font-family="{FONT}" font-size="12">',
+           f'viewBox="0 0 {_WIDTH} {height}" style="max-width:100%;height:auto" font-family="{FONT}" font-size="12">',
            f'<rect x="0" y="0" width="{_WIDTH}" height="{height}" fill="white"/>',
            f'<text x="10" y="20" font-size="14" font-weight="bold">{escape(heading)}</text>',
            f'<text x="{_WIDTH - 10}" y="20" text-anchor="end" fill="{_MUTED}">{escape(summary)}</text>']
@@ -399,9 +359,10 @@ def _legend(services: list[str], y: int) -> str:
 
 def _trace_header(trace: list[_Span], y: float, x_of) -> str:
     start, end = min(s.start for s in trace), max(s.end for s in trace)
-    label = f"trace {trace[0].trace_id} · {len(trace)} span{'s' * (len(trace) != 1)} · {_ms(end - start)}"
-    return (f'<g class="trace-header" data-trace-id="{trace[0].trace_id}">'
-            f'<text x="10" y="{y + 15}" font-weight="bold" fill="#333">{escape(label)}</text>'
+    tid = trace[0].trace_id
+    label = f"trace {tid[:16]}… · {len(trace)} span{'s' * (len(trace) != 1)} · {_ms(end - start)}"
+    return (f'<g class="trace-header" data-trace-id="{tid}"><title>trace {tid}</title>'
+            f'<text x="10" y="{y + 15}" font-weight="bold" fill="#333">{escape(_fit(label, _CHART_X - 20, 12.5))}</text>'
             f'<line x1="{x_of(start):.1f}" y1="{y + 11}" x2="{max(x_of(end), x_of(start) + 1):.1f}" '
             f'y2="{y + 11}" stroke="#999" stroke-width="2"/></g>')
 
@@ -481,7 +442,7 @@ def service_map_svg(spans: Iterable[Any], *, edges: Iterable[Mapping[str, Any]] 
                                [n for e in edge_list for n in (str(e["caller"]), str(e["callee"]))]))
     if not nodes:
         return _empty_svg(title or "Service map", "No spans were exported: no services to draw yet.")
-    services = [n for n in nodes if kinds.get(n, "external" if edges is not None else "service") == "service"]
+    services = [n for n in nodes if kinds.get(n) == "service"]
     # Columns: the longest chain of calls that leads to a node (loops are cut).
     column = {n: 0 for n in nodes}
     for _ in range(len(nodes)):
@@ -513,7 +474,7 @@ def service_map_svg(spans: Iterable[Any], *, edges: Iterable[Mapping[str, Any]] 
     total_calls = sum(int(e["calls"]) for e in edge_list)
     total_errors = sum(int(e["errors"]) for e in edge_list)
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" class="service-map" width="{width}" height="{height}" '
-           f'viewBox="0 0 {width} {height}" font-family="{FONT}" font-size="12">',
+           f'viewBox="0 0 {width} {height}" style="max-width:100%;height:auto" font-family="{FONT}" font-size="12">',
            f'<rect x="0" y="0" width="{width}" height="{height}" fill="white"/>',
            '<defs><marker id="arrow" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="7" markerHeight="7" '
            'orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" fill="#777"/></marker>'
@@ -532,7 +493,7 @@ def service_map_svg(spans: Iterable[Any], *, edges: Iterable[Mapping[str, Any]] 
         slot = callers.index(a) - (len(callers) - 1) / 2 if a in callers else 0.0
         out.append(_edge(e, position, slot))
     for n in nodes:
-        kind = kinds.get(n, "service" if n in services else "external")
+        kind = kinds.get(n, "external")
         out.append(_node(n, kind, position[n], services))
     out.append('</svg>')
     return "\n".join(out)

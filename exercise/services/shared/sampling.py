@@ -127,13 +127,13 @@ class WorkshopSampler(Sampler):
         # `trace_id & (2**64 - 1) < bound`, exactly like TraceIdRatioBased, so that every
         # service and every sampler instance gives the same trace id the same answer.
         #
-        # TODO 3 (context-propagates): parent-based. A valid local parent (not
+        # TODO 3 (sampling-works): parent-based. A valid local parent (not
         # parent.is_remote): follow parent.trace_flags.sampled. A remote parent: honour its
         # sampled flag, unless its B3 header carried no decision (Step 2's
         # sampling_decision_deferred(parent_context) says so): then decide as for a new trace.
         # Always return the parent's trace_state (None for a new trace).
         #
-        # TODO 4 (errors-traced): a span that is not head-sampled gets Decision.RECORD_ONLY,
+        # TODO 4 (sampling-works): a span that is not head-sampled gets Decision.RECORD_ONLY,
         # never DROP: it is still recorded, so the tail processor can keep it if it fails.
         #
         # TODO 5 (sampling-works): a health probe uses config.health_ratio instead of ratio:

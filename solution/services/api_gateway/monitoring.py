@@ -29,7 +29,7 @@ a trace that began outside our services); a span id seen twice is kept once (the
 """
 from __future__ import annotations
 
-from operator import attrgetter
+from operator import attrgetter, eq, is_
 from typing import Any, TypedDict
 
 from fastapi import APIRouter, HTTPException, Query
@@ -44,50 +44,79 @@ class TraceNode(TypedDict):
     children: list[TraceNode]
 
 
-def _index(spans: list[SpanRecord]) -> tuple[list[SpanRecord], list[int]]:
-    """The distinct spans in start order, and each one's parent position (-1 for a root).
+class _Index:
+    """A trace indexed once: its distinct spans in start order, and parallel lists of each
+    one's start, end, parent position (-1 for a root) and depth (0 for a root)."""
 
-    Every analysis starts here, so they all agree on one tree. Broken input never loops
-    forever: in a cycle of parent links (impossible in a real trace, but one bad exporter is
-    enough) the earliest span of the cycle becomes a root.
+    __slots__ = ("key", "spans", "starts", "ends", "parent", "depth")
+
+
+_START = attrgetter("start_ms")
+_last: _Index | None = None
+
+
+def _index(spans: list[SpanRecord]) -> _Index:
+    """The index of `spans`, built once per list.
+
+    Every analysis starts here, so they all agree on one tree; and the endpoint hands the same
+    list to five functions, so the last index is remembered and reused when it is asked again
+    for the very same span objects (span records are immutable, so they cannot have changed).
     """
-    first: dict[str, SpanRecord] = {}
-    for span in spans:
-        first.setdefault(span.span_id, span)          # duplicates: keep the first
-    uniq = sorted(first.values(), key=attrgetter("start_ms"))  # stable: ties keep input order
+    global _last
+    key = tuple(spans)
+    last = _last
+    if last is not None and len(last.key) == len(key) and all(map(is_, key, last.key)):
+        return last
+    _last = index = _build_index(key)
+    return index
+
+
+def _build_index(key: tuple[SpanRecord, ...]) -> _Index:
+    uniq = sorted(key, key=_START)                    # stable: ties keep input order
     pos = {s.span_id: i for i, s in enumerate(uniq)}
-    parent = [pos.get(s.parent_span_id, -1) for s in uniq]   # absent parent -> root
+    if len(pos) < len(uniq):                          # a span id seen twice: keep the first
+        first: dict[str, SpanRecord] = {}
+        for span in key:
+            first.setdefault(span.span_id, span)
+        uniq = sorted(first.values(), key=_START)
+        pos = {s.span_id: i for i, s in enumerate(uniq)}
+    parent = [pos.get(s.parent_span_id, -1) for s in uniq]   # absent parent -> a root
 
-    # Walk every chain of parents once (colour 0 = unseen, 1 = on the current chain, 2 = done).
-    colour = bytearray(len(uniq))
+    # Depths, walking each chain of parents up only as far as a span already done (-1 = not
+    # seen, -2 = on the chain being walked). Broken input must not loop forever: in a cycle of
+    # parent links (impossible in a real trace, but one bad exporter is enough) the earliest
+    # span of the cycle becomes a root.
+    depth = [-1] * len(uniq)
     for start in range(len(uniq)):
-        chain, i = [], start
-        while i >= 0 and colour[i] == 0:
-            colour[i] = 1
-            chain.append(i)
-            i = parent[i]
-        if i >= 0 and colour[i] == 1:                 # came back onto this chain: a cycle
-            cycle = chain[chain.index(i):]
-            parent[min(cycle)] = -1                   # smallest position = earliest start
-        for j in chain:
-            colour[j] = 2
-    return uniq, parent
+        while depth[start] < 0:
+            chain, i = [], start
+            while i >= 0 and depth[i] == -1:
+                depth[i] = -2
+                chain.append(i)
+                i = parent[i]
+            if i >= 0 and depth[i] == -2:             # came back onto this chain: a cycle
+                parent[min(chain[chain.index(i):])] = -1
+                for j in chain:
+                    depth[j] = -1
+                continue                              # walk again, now that it is broken
+            d = depth[i] if i >= 0 else -1
+            for j in reversed(chain):
+                d += 1
+                depth[j] = d
 
-
-def _children(parent: list[int]) -> list[list[int]]:
-    kids: list[list[int]] = [[] for _ in parent]
-    for i, p in enumerate(parent):
-        if p >= 0:
-            kids[p].append(i)                         # i ascends: children in start order
-    return kids
+    index = _Index()
+    index.key, index.spans, index.parent, index.depth = key, uniq, parent, depth
+    index.starts = [s.start_ms for s in uniq]
+    index.ends = [s.start_ms + s.duration_ms for s in uniq]
+    return index
 
 
 def build_trace_tree(spans: list[SpanRecord]) -> list[TraceNode]:
     """The trace as a forest: one node per distinct span; roots and children in start order."""
-    uniq, parent = _index(spans)
-    nodes: list[TraceNode] = [{"span": s, "children": []} for s in uniq]
+    index = _index(spans)
+    nodes: list[TraceNode] = [{"span": s, "children": []} for s in index.spans]
     roots = []
-    for node, p in zip(nodes, parent):
+    for node, p in zip(nodes, index.parent):          # in start order, so children are too
         if p < 0:
             roots.append(node)
         else:
@@ -189,33 +218,34 @@ def identify_bottlenecks(spans: list[SpanRecord], *, threshold_ms: float = 1000.
     cannot make the parent's self time negative. Ranking by self time rather than duration
     points at the operation that is slow itself, not at every ancestor of it.
     """
-    uniq, parent = _index(spans)
-    n = len(uniq)
-    starts = [s.start_ms for s in uniq]
-    ends = [s.start_ms + s.duration_ms for s in uniq]
+    index = _index(spans)
+    starts, ends, n = index.starts, index.ends, len(index.spans)
     covered = [0.0] * n
-    run_start = [0.0] * n                             # each parent's current merged run of
-    run_end = [float("-inf")] * n                     # child time (children come in start order)
-    for i, p in enumerate(parent):
+    # Each span's current run of merged child time. Spans are visited in start order, so each
+    # parent meets its children in start order and one run at a time is enough.
+    run_start = [0.0] * n
+    run_end = [float("-inf")] * n
+    for i, p in enumerate(index.parent):
         if p < 0:
             continue
-        s, e = max(starts[i], starts[p]), min(ends[i], ends[p])
+        s = starts[i] if starts[i] > starts[p] else starts[p]   # clipped to the parent
+        e = ends[i] if ends[i] < ends[p] else ends[p]
         if e <= s:
-            continue
+            continue                                  # wholly outside the parent
         if s > run_end[p]:                            # a gap: close the previous run
             if run_end[p] > run_start[p]:
                 covered[p] += run_end[p] - run_start[p]
             run_start[p], run_end[p] = s, e
         elif e > run_end[p]:
             run_end[p] = e
-    total = calculate_total_duration(uniq)
+    total = (max(ends) - starts[0]) if n else 0.0
     found = []
-    for i, span in enumerate(uniq):
+    for i, span in enumerate(index.spans):
         if run_end[i] > run_start[i]:
             covered[i] += run_end[i] - run_start[i]
-        self_time = max(span.duration_ms - covered[i], 0.0)
+        self_time = span.duration_ms - covered[i]
         if self_time >= threshold_ms:
-            found.append((self_time, span))
+            found.append((max(self_time, 0.0), span))
     found.sort(key=lambda f: f[0], reverse=True)      # stable: equal self times keep start order
     return [{"span_id": span.span_id, "operation": span.name, "service": span.service,
              "duration_ms": span.duration_ms, "self_time_ms": self_time,
@@ -226,26 +256,16 @@ def identify_bottlenecks(spans: list[SpanRecord], *, threshold_ms: float = 1000.
 def build_timeline(spans: list[SpanRecord]) -> list[dict]:
     """One entry per span in start order (a parent before a child that starts with it), with
     its offset from the trace start and its depth in the tree (roots are 0): a waterfall."""
-    uniq, parent = _index(spans)
-    depth = [0] * len(uniq)
-    for i in _preorder(parent):                       # parents before children
-        if parent[i] >= 0:
-            depth[i] = depth[parent[i]] + 1
-    trace_start = uniq[0].start_ms if uniq else 0.0
-    order = sorted(range(len(uniq)), key=lambda i: (uniq[i].start_ms, depth[i]))
+    index = _index(spans)
+    uniq, starts, depth = index.spans, index.starts, index.depth
+    order: Any = range(len(uniq))                     # the index is in start order already...
+    if any(map(eq, starts, starts[1:])):              # ...but equal starts go by depth
+        order = sorted(order, key=lambda i: (starts[i], depth[i]))
+    trace_start = starts[0] if starts else 0.0
     return [{"span_id": s.span_id, "parent_span_id": s.parent_span_id, "name": s.name,
              "service": s.service, "offset_ms": s.start_ms - trace_start,
              "duration_ms": s.duration_ms, "depth": depth[i], "status": s.status}
             for i in order for s in (uniq[i],)]
-
-
-def _preorder(parent: list[int]) -> list[int]:
-    """Every position, each parent before its children (an iterative walk from the roots)."""
-    kids = _children(parent)
-    order = [i for i, p in enumerate(parent) if p < 0]
-    for i in order:                                   # the list grows as it is walked
-        order.extend(kids[i])
-    return order
 
 
 def build_service_dependencies(spans: list[SpanRecord]) -> list[dict]:
@@ -257,16 +277,17 @@ def build_service_dependencies(spans: list[SpanRecord]) -> list[dict]:
     somewhere that exports no spans: a database or cache (its `db.system`), or an outside API
     (its `peer.service` or `server.address`).
     """
-    uniq, parent = _index(spans)
+    index = _index(spans)
+    uniq = index.spans
+    services = [s.service for s in uniq]
     edges: dict[tuple[str, str], list[int]] = {}
     has_child = bytearray(len(uniq))
-    for i, p in enumerate(parent):
+    for i, p in enumerate(index.parent):
         if p < 0:
             continue
         has_child[p] = 1
-        caller, callee = uniq[p].service, uniq[i].service
-        if caller != callee:
-            edge = edges.setdefault((caller, callee), [0, 0])
+        if services[p] != services[i]:
+            edge = edges.setdefault((services[p], services[i]), [0, 0])
             edge[0] += 1
             edge[1] += uniq[i].status == "ERROR"
     for i, span in enumerate(uniq):

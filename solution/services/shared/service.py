@@ -77,11 +77,7 @@ def create_service_app(
     app.state.http_client = http_client
     app.state.closers = closers
 
-    @app.middleware("http")
-    async def echo_correlation_id(request: Request, call_next):
-        response = await call_next(request)
-        _set_correlation_header(request, response)
-        return response
+    app.add_middleware(CorrelationIdMiddleware)
 
     @app.exception_handler(Exception)
     async def unhandled(request: Request, exc: Exception):
@@ -98,6 +94,30 @@ def create_service_app(
 
     telemetry.instrument_app(app)
     return app
+
+
+class CorrelationIdMiddleware:
+    """Adds `X-Correlation-ID: correlation_id(request headers)` to every response that passes
+    through it (a plain ASGI middleware: cheaper than Starlette's BaseHTTPMiddleware, and it
+    leaves the request's context alone)."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+
+        async def send_with_id(message) -> None:
+            if message["type"] == "http.response.start":
+                headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope.get("headers", [])}
+                value = correlation_id(headers)
+                if value and not any(k.lower() == b"x-correlation-id" for k, _ in message.get("headers", [])):
+                    message = {**message, "headers": [*message.get("headers", []),
+                                                      (CORRELATION_HEADER.encode("latin-1"), value.encode("latin-1"))]}
+            await send(message)
+
+        await self.app(scope, receive, send_with_id)
 
 
 def _set_correlation_header(request: Request, response) -> None:

@@ -1,0 +1,105 @@
+# Source of notebooks/00-welcome.ipynb (build it with: python notebooks/build.py).
+
+# %% [markdown]
+# # Welcome: distributed tracing with OpenTelemetry
+#
+# In this workshop you make one order visible as **one trace** while it travels through five
+# services. These notebooks go with it: one per step, each explaining the idea, letting you
+# try your code on the real services (running right here, in this notebook), drawing the trace
+# your code produced, and grading the step in place.
+#
+# **The system.** A client sends `POST /api/orders` to the **api-gateway**, which checks the
+# caller's token with the **auth-service** and hands the order to the **order-service**. The
+# order service reads a product cache (**Redis**), asks the **inventory-service** (which keeps
+# its stock in **SQLite**) to check and reserve the items, and the **payment-service** to
+# charge the customer through an **external payment API** (a third party, not ours).
+#
+# ```
+# client ─▶ api-gateway ─┬─▶ auth-service
+#                        └─▶ order-service ─┬─▶ Redis (cache)
+#                                           ├─▶ inventory-service ─▶ SQLite
+#                                           └─▶ payment-service ─▶ external payment API
+# ```
+#
+# **How the kit runs it.** The five services are FastAPI apps. The notebooks start all five in
+# this Python process and route calls between them by host name; a call crosses from one
+# service to the next with **only its HTTP headers**, exactly as over a network, so a trace
+# connects only if your code carries the context across. The external payment API is
+# simulated (we can make it decline, fail or be slow), and every service exports its spans to
+# memory, so we can draw them.
+#
+# **Which code runs.** The first code cell of every notebook picks the tree: `exercise/` (your
+# work) unless the environment variable `WORKSHOP_NOTEBOOK_TREE` says otherwise. Instructors
+# can run `use_tree("solution")` (or start Jupyter with `WORKSHOP_NOTEBOOK_TREE=solution`) to
+# see the reference answer.
+
+# %%
+# Setup: the kit's notebook helpers, and the tree to work on.
+try:
+    import kit
+except ImportError:  # the kit is not installed: use the one next to this folder
+    import sys
+    sys.path.insert(0, "..")
+from kit.notebook import *
+
+use_tree()
+
+# %% [markdown]
+# ## The course
+#
+# Six steps, one file each: you complete the numbered `TODO` comments in that file. The
+# table comes from `course.toml`, the one description of the course that the grader reads too.
+
+# %%
+course_overview()
+
+# %% [markdown]
+# ## What you will see
+#
+# Every step notebook draws the trace your code produced as a **waterfall**: one row per
+# span, children indented under their parent, bars coloured by service on a time axis in
+# milliseconds. Errors have a red outline and a ✗, exceptions a red diamond, and the dark
+# stripe through the bars is the **critical path**: the chain of work the request was
+# actually waiting for. Hover over a bar for its attributes.
+#
+# Here is a made-up trace of an order whose payment was slow, to show what to look for: the
+# critical path runs through `process_payment` and the external API, so that is where the
+# time went.
+
+# %%
+show_trace(example_trace(), title="An example: one order with a slow payment")
+
+# %% [markdown]
+# The **service map** draws the same spans as who-calls-whom, with call and error counts.
+
+# %%
+show_service_map(example_trace(), title="The example's service map")
+
+# %% [markdown]
+# ## Your services, as they are now
+#
+# `await run_order()` sends one order through the five services of your tree and returns what
+# happened: the HTTP answer, the spans that were exported, the log lines, and the headers of
+# every call between services. (Jupyter runs an event loop already, so `await` works at the
+# top level of a cell.)
+#
+# As shipped, the exercise works but traces nothing: the order goes through, and no span is
+# exported. After Step 1 you will see spans; after Step 2 they will join into one trace.
+
+# %%
+run = await run_order()
+run
+
+# %%
+show_trace(run)
+
+# %% [markdown]
+# ## How to grade
+#
+# The last cell of each step notebook is `check(N)`: it grades Step N in place, exactly as
+# `python grade.py --only N` does on the command line (in a separate process, on your files as
+# saved), and shows the scorecard: which checks pass, and for each failure what was tried,
+# what was expected and what your code did, with your trace.
+#
+# When you edit a file, just re-run the cells: the notebook notices the edit and imports your
+# new code. Start with **01-telemetry**.

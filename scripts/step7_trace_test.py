@@ -1,0 +1,185 @@
+"""Step 7 of the workshop: test distributed tracing against the running system.
+
+Sends one order to the gateway with a W3C `traceparent` (so we know the trace id before the
+system does), has every service flush its spans, then asks the gateway's Step 5 endpoint
+`GET /monitoring/traces/{trace_id}` for its analysis and prints the duration, the services,
+the span count, the bottlenecks and the critical path.
+
+    python -m kit.live --solution          # in one terminal (or: exercise, your code)
+    python scripts/step7_trace_test.py     # in another
+
+    python scripts/step7_trace_test.py --start --solution   # start, test, stop, in one go
+
+What was wrong in the workshop's version, and is fixed here:
+
+- the items were written `{{...}}` (a set holding a dict: a TypeError before anything is sent);
+- no `Authorization` header: the gateway answers 401 without a known bearer token;
+- the parent span id was always `0000000000000001`; here it is random, as a client's would be;
+- it slept 10 s and hoped; here every service is asked to flush (`POST /_live/flush`, which
+  `kit.live` adds) and the endpoint is polled until the trace stops growing, within a limit;
+- the endpoint's fields are `total_duration_ms`, and each bottleneck has `duration_ms` and
+  `self_time_ms`; critical path entries are segments (service, span, duration), not strings;
+- bottlenecks default to spans over 1 s, which a healthy local trace never has: this asks for
+  the top three whatever their size (`threshold_ms=0&top=3`).
+
+Exit code 0 when the analysis came back, 1 when it did not (the reason is printed), 2 when the
+system is not running.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import uuid
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+ORDER = {
+    "items": [
+        {"product_id": "prod-1", "quantity": 2, "price": 29.99},
+        {"product_id": "prod-2", "quantity": 1, "price": 49.99},
+    ],
+    "total_amount": 109.97,
+}
+#: Where the other services are, relative to the gateway's port (the workshop's layout).
+PORT_OFFSETS = {"auth": 1, "order": 2, "inventory": 4, "payment": 5}
+
+
+async def flush_all(client: httpx.AsyncClient, gateway: str) -> None:
+    """Ask every service to export what it holds (best effort: `kit.live` serves the route)."""
+    url = httpx.URL(gateway)
+    targets = [gateway] + [str(url.copy_with(port=(url.port or 80) + off))
+                           for off in PORT_OFFSETS.values()]
+    for target in targets:
+        try:
+            await client.post(f"{target.rstrip('/')}/_live/flush", timeout=15)
+        except httpx.HTTPError:
+            pass
+
+
+async def fetch_analysis(client: httpx.AsyncClient, gateway: str, trace_id: str,
+                         timeout_s: float) -> httpx.Response:
+    """Poll the endpoint until the trace is there and has stopped growing (or time is up)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    last, seen = None, -1
+    while True:
+        last = await client.get(f"{gateway}/monitoring/traces/{trace_id}",
+                                params={"threshold_ms": 0, "top": 3})
+        count = last.json().get("span_count", -1) if last.status_code == 200 else -1
+        if count >= 0 and count == seen:
+            return last                              # the same twice: it is complete
+        seen = count
+        if loop.time() > deadline:
+            return last
+        await asyncio.sleep(0.5)
+
+
+def show(details: dict) -> None:
+    print("\nTrace analysis:")
+    print(f"  Trace id:          {details['trace_id']}")
+    print(f"  Total duration:    {details['total_duration_ms']:.1f} ms")
+    print(f"  Services involved: {details['service_count']}")
+    print(f"  Total spans:       {details['span_count']}")
+
+    print("\nBottlenecks (by self time):")
+    for b in details.get("bottlenecks", [])[:3]:
+        print(f"  - {b['operation']} ({b['service']}): self {b['self_time_ms']:.1f} ms of "
+              f"{b['duration_ms']:.1f} ms, {b['percentage_of_total']:.0f}% of the trace")
+    if not details.get("bottlenecks"):
+        print("  (none reported)")
+
+    print("\nCritical path:")
+    for step in details.get("critical_path", []):
+        print(f"  - {step['service']}: {step['name']}  {step['duration_ms']:.1f} ms")
+    if not details.get("critical_path"):
+        print("  (empty)")
+
+    if details.get("service_map"):
+        print("\nService map:")
+        for e in details["service_map"]:
+            failed = f", {e['errors']} failed" if e.get("errors") else ""
+            print(f"  - {e['caller']} -> {e['callee']}: {e['calls']} call(s){failed}")
+
+
+async def test_distributed_trace(gateway: str, timeout_s: float = 20.0) -> int:
+    """The workshop's Step 7 test, fixed. Returns the exit code."""
+    trace_id = uuid.uuid4().hex                      # 32 hex digits
+    parent_id = uuid.uuid4().hex[:16]
+    headers = {"traceparent": f"00-{trace_id}-{parent_id}-01",
+               "Authorization": "Bearer token-alice"}
+    async with httpx.AsyncClient(timeout=15) as client:
+        try:
+            response = await client.post(f"{gateway}/api/orders", json=ORDER, headers=headers)
+        except httpx.HTTPError as exc:
+            print(f"Cannot reach the gateway at {gateway} ({type(exc).__name__}). Start the "
+                  f"system first: python -m kit.live", file=sys.stderr)
+            return 2
+        print(f"Order answered {response.status_code}: {response.text}")
+        print(f"Trace id sent in traceparent: {trace_id}")
+
+        await flush_all(client, gateway)
+        analysis = await fetch_analysis(client, gateway, trace_id, timeout_s)
+
+    if analysis.status_code == 404:
+        print(f"\nNo span of trace {trace_id} reached the span store within {timeout_s:.0f} s. "
+              "Is Step 1 exporting spans, and does Step 2 keep the incoming trace id?",
+              file=sys.stderr)
+        return 1
+    if analysis.status_code != 200:
+        print(f"\nGET /monitoring/traces/{trace_id} answered {analysis.status_code}: "
+              f"{analysis.text[:500]}\n(Step 5 builds this endpoint; the kit's viewer shows the "
+              f"trace meanwhile: {gateway}/viewer/traces/{trace_id})", file=sys.stderr)
+        return 1
+    try:
+        show(analysis.json())
+    except (KeyError, TypeError, ValueError) as exc:
+        print(f"\nThe endpoint's answer is not shaped as the contract says ({exc!r}): "
+              f"{analysis.text[:500]}", file=sys.stderr)
+        return 1
+    print(f"\nSee it in the viewer: {gateway}/viewer/traces/{trace_id}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="The workshop's Step 7 test against the running system.")
+    parser.add_argument("--gateway", default="http://127.0.0.1:8000", help="the gateway's URL")
+    parser.add_argument("--timeout", type=float, default=20.0,
+                        help="how long to wait for the trace to reach the store (s)")
+    parser.add_argument("--start", action="store_true",
+                        help="start the system on free ports first, and stop it afterwards")
+    which = parser.add_mutually_exclusive_group()
+    which.add_argument("--solution", action="store_true", help="with --start: run solution/")
+    which.add_argument("--tree", type=Path, help="with --start: run this copy of exercise/")
+    args = parser.parse_args(argv)
+    if not args.start:
+        return asyncio.run(test_distributed_trace(args.gateway.rstrip("/"), args.timeout))
+
+    import tempfile
+
+    from kit.live import LiveConfig, LiveError, LiveSystem, free_base_port, ports_from_base
+
+    tree = args.tree or ROOT / ("solution" if args.solution else "exercise")
+    with tempfile.TemporaryDirectory(prefix="workshop-step7-") as run_dir:
+        # The workshop's layout from a free base port, so the flush finds every service.
+        ports = ports_from_base(free_base_port())
+        system = LiveSystem(LiveConfig(tree=tree, ports=ports, run_dir=Path(run_dir),
+                                       max_seconds=300))
+        try:
+            system.start()
+        except LiveError as exc:
+            print(f"step7: {exc}", file=sys.stderr)
+            return 2
+        try:
+            return asyncio.run(test_distributed_trace(system.url("gateway"), args.timeout))
+        finally:
+            system.stop()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
