@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import shutil
+import statistics
 import sys
 import tempfile
 import time
@@ -51,10 +53,15 @@ class Run:
     wall_s: float = 0.0
     cut_short: bool = False
     store: Path | None = None
+    cpu_s: float | None = None          # CPU time of every service process during the load
 
     @property
     def ok(self) -> int:
         return self.statuses.get(200, 0)
+
+    @property
+    def cpu_ms_per_order(self) -> float | None:
+        return self.cpu_s * 1000 / self.ok if self.cpu_s is not None and self.ok else None
 
     @property
     def throughput(self) -> float:
@@ -65,6 +72,20 @@ class Run:
             return float("nan")
         data = sorted(self.latencies_ms)
         return data[min(len(data) - 1, max(0, round(q / 100 * len(data)) - 1))]
+
+
+def cpu_seconds(pids: list[int]) -> float | None:
+    """User + system CPU time of these processes so far (Linux /proc; None elsewhere)."""
+    try:
+        ticks = os.sysconf("SC_CLK_TCK")
+        total = 0
+        for pid in pids:
+            with open(f"/proc/{pid}/stat") as handle:
+                fields = handle.read().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])     # utime, stime
+        return total / ticks
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 async def _drive(gateway: str, orders: int, concurrency: int, deadline: float, run: Run) -> None:
@@ -118,8 +139,13 @@ def measure(mode: str, args: argparse.Namespace, run_dir: Path) -> Run:
         with httpx.Client(base_url=system.url("gateway"), timeout=15) as client:
             for _ in range(args.warmup):
                 client.post("/api/orders", json=BODY, headers={"Authorization": "Bearer token-alice"})
+        pids = [proc.pid for proc in system.procs.values()]
+        before = cpu_seconds(pids)
         asyncio.run(_drive(system.url("gateway"), args.orders, args.concurrency,
                            time.monotonic() + args.time_limit, run))
+        after = cpu_seconds(pids)
+        if before is not None and after is not None:
+            run.cpu_s = after - before
     finally:
         codes = system.stop()
         shutil.rmtree(inventory_dir, ignore_errors=True)
@@ -160,8 +186,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--orders", type=int, default=500)
     parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="runs of each mode, alternating off/on (medians are reported)")
     parser.add_argument("--warmup", type=int, default=20)
-    parser.add_argument("--time-limit", type=float, default=240.0,
+    parser.add_argument("--time-limit", type=float, default=120.0,
                         help="seconds per run after which no new order is sent")
     parser.add_argument("--budget", type=float, default=25.0,
                         help="the most throughput tracing may cost, in percent")
@@ -169,41 +197,63 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     print(f"{args.orders} orders per run, {args.concurrency} concurrent clients, "
-          f"{args.tree.name}/, loopback only")
-    runs: dict[str, Run] = {}
+          f"{args.rounds} round(s) of tracing off / on, {args.tree.name}/, loopback only, "
+          f"{os.cpu_count()} CPUs")
+    runs: dict[str, list[Run]] = {"off": [], "store": []}
+    checks: list[tuple[int, int, str, int]] = []
     with tempfile.TemporaryDirectory(prefix="workshop-bench-") as tmp:
-        for mode in ("off", "store"):
-            label = "tracing off" if mode == "off" else "tracing on"
-            print(f"- {label} ...", flush=True)
-            runs[mode] = run = measure(mode, args, Path(tmp))
-            if mode == "store":
-                complete, incomplete, note = check_store(run)
-                stored = SpanDatabase(run.store).count()
+        for r in range(args.rounds):
+            for mode in ("off", "store"):
+                run = measure(mode, args, Path(tmp) / f"round{r}")
+                runs[mode].append(run)
+                line = (f"  round {r + 1}, tracing {'off' if mode == 'off' else 'on '}: "
+                        f"{run.ok} ok, {run.throughput:6.1f} orders/s, p50 {run.pct(50):6.1f} ms, "
+                        f"p99 {run.pct(99):6.1f} ms")
+                if run.cpu_ms_per_order is not None:
+                    line += f", {run.cpu_ms_per_order:5.1f} CPU ms/order"
+                if mode == "store":
+                    complete, incomplete, note = check_store(run)
+                    checks.append((complete, incomplete, note, run.ok))
+                    line += f"; store: {complete}/{run.ok} traces complete"
+                print(line, flush=True)
+
+    def med(values):
+        values = [v for v in values if v is not None]
+        return statistics.median(values) if values else float("nan")
 
     print()
-    print(f"{'':14}{'orders ok':>10}{'other':>8}{'orders/s':>10}{'p50 ms':>9}{'p99 ms':>9}")
-    for mode, run in runs.items():
-        label = "tracing off" if mode == "off" else "tracing on"
-        other = sum(n for s, n in run.statuses.items() if s != 200)
-        print(f"{label:14}{run.ok:>10}{other:>8}{run.throughput:>10.1f}"
-              f"{run.pct(50):>9.1f}{run.pct(99):>9.1f}")
-        if run.cut_short:
-            print(f"  (cut short by the {args.time_limit:.0f} s time limit)")
-        if other:
-            print(f"  answers other than 200: {dict((k, v) for k, v in run.statuses.items() if k != 200)}")
-    off, on = runs["off"].throughput, runs["store"].throughput
-    overhead = (1 - on / off) * 100 if off else float("nan")
-    print(f"\nSpan store after the traced run: {stored} spans; {complete} complete traces, "
-          f"{incomplete} incomplete ({note}).")
+    print(f"{'median':14}{'orders/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'CPU ms/order':>14}")
+    summary = {}
+    for mode, label in (("off", "tracing off"), ("store", "tracing on")):
+        rs = runs[mode]
+        summary[mode] = (med(r.throughput for r in rs), med(r.pct(50) for r in rs),
+                         med(r.pct(99) for r in rs), med(r.cpu_ms_per_order for r in rs))
+        thr, p50, p99, cpu = summary[mode]
+        print(f"{label:14}{thr:>10.1f}{p50:>9.1f}{p99:>9.1f}{cpu:>14.1f}")
+    for mode in runs:
+        for run in runs[mode]:
+            other = {k: v for k, v in run.statuses.items() if k != 200}
+            if other or run.cut_short:
+                print(f"  note: a {mode} run had {other or 'no'} other answers"
+                      f"{' and was cut short by the time limit' if run.cut_short else ''}")
+
+    off, on = summary["off"], summary["store"]
+    overhead = (1 - on[0] / off[0]) * 100 if off[0] else float("nan")
+    cpu_extra = (on[3] / off[3] - 1) * 100 if off[3] == off[3] and off[3] else float("nan")
+    complete = sum(c[0] for c in checks)
+    incomplete = sum(c[1] for c in checks)
+    expected = sum(c[3] for c in checks)
+    print(f"\nSpan store after the traced runs: {complete} of {expected} orders have their "
+          f"whole trace ({checks[-1][2] if checks else 'nothing checked'}); "
+          f"{incomplete} incomplete.")
     within = overhead <= args.budget
-    print(f"Tracing costs {overhead:.1f}% of the throughput "
-          f"(p50 {runs['store'].pct(50) - runs['off'].pct(50):+.1f} ms, "
-          f"p99 {runs['store'].pct(99) - runs['off'].pct(99):+.1f} ms): "
+    print(f"Tracing costs {overhead:.1f}% of the throughput (median of {args.rounds}), "
+          f"{cpu_extra:+.0f}% CPU per order, p50 {on[1] - off[1]:+.1f} ms, p99 {on[2] - off[2]:+.1f} ms: "
           f"{'within' if within else 'OVER'} the {args.budget:g}% budget.")
-    lost = incomplete > 0 or complete != runs["store"].ok
+    lost = incomplete > 0 or complete != expected
     if lost:
         print("Some sampled spans are missing from the store.")
-    return 0 if within and not lost and runs["off"].ok and runs["store"].ok else 1
+    return 0 if within and not lost and expected else 1
 
 
 if __name__ == "__main__":

@@ -454,7 +454,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args = _parse(argv)
         system = LiveSystem(_config(args))
-        # SIGTERM (e.g. from a process manager) stops as cleanly as Ctrl-C.
+        # Ctrl-C (SIGINT) and SIGTERM (e.g. from a process manager) both stop cleanly, even
+        # when a shell started us in the background with SIGINT ignored.
+        signal.signal(signal.SIGINT, _interrupt)
         signal.signal(signal.SIGTERM, _interrupt)
         print("Starting the services ...", flush=True)
         system.start()

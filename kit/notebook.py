@@ -241,6 +241,7 @@ class OrderRun:
     crossings: list = field(default_factory=list)      # each call between services: host, path, headers
     sleeps: list[float] = field(default_factory=list)  # what the HTTP clients' retries would have slept
     error: str | None = None
+    exception: BaseException | None = None
 
     @property
     def trace_ids(self) -> list[str]:
@@ -299,7 +300,7 @@ async def _one_order(mesh: Any, spec: dict, default_provider: str) -> OrderRun:
         except ValueError:
             run.body = response.text
     except Exception as exc:  # the learner's code raised: report it, keep the notebook going
-        run.error = _explain(exc)
+        run.error, run.exception = _explain(exc), exc
     run.logs = [_ANSI.sub("", line) for line in out.getvalue().splitlines() if line.strip()]
     run.spans = mesh.spans()[before:]
     run.crossings = mesh.transport.crossings[crossings:]
@@ -335,10 +336,10 @@ async def run_orders(orders: int | Iterable[dict], *, sampling: Any = None,
         message = _explain(exc)
         _show_error("The services could not run", message, exc)
         runs.extend(OrderRun(error=message) for _ in range(len(specs) - len(runs)))
-    for run in runs:
-        if run.error:
-            _show_error("The order did not get through", run.error)
-            break
+        return runs
+    failed = [run for run in runs if run.error]
+    if failed:
+        _show_error(f"{len(failed)} of {len(runs)} orders did not get through; the first one", failed[0].error, failed[0].exception)
     return runs
 
 

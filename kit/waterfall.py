@@ -59,6 +59,7 @@ _ROW = 22
 _BAR = 12
 _INDENT = 12
 _MAX_ROWS = 200
+_ORPHAN = "\n⤴ its parent span is not among these spans (it came from outside, or was not exported)"
 
 
 @dataclass(frozen=True)
@@ -374,7 +375,7 @@ def _span_row(s: _Span, depth: int, y: float, x_of, segments: Sequence[tuple[flo
     classes = "span" + (" critical" if segments else "") + (" error" if error else "") + (" orphan" if orphan else "")
     mid = y + _ROW / 2
     parts = [f'<g class="{classes}" data-span-id="{s.span_id}" data-service="{escape(s.service)}">',
-             f'<title>{escape(_tooltip(s))}</title>',
+             f'<title>{escape(_tooltip(s) + (_ORPHAN if orphan else ""))}</title>',
              f'<text x="10" y="{mid + 4}" fill="{_shade(colour, 0.62)}" font-size="11">'
              f'{escape(_fit(s.service, _NAME_X - 16, 11))}</text>']
     x = _NAME_X + depth * _INDENT

@@ -11,11 +11,10 @@ The sixteen runs share two kernels' worth of cores: they run two at a time, once
 """
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
-import sys
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import nbformat
 import pytest
@@ -24,8 +23,9 @@ from kit import ROOT
 from kit.course import load_course
 
 NOTEBOOKS = ROOT / "notebooks"
-sys.path.insert(0, str(NOTEBOOKS))
-import build  # noqa: E402  (notebooks/build.py)
+_spec = importlib.util.spec_from_file_location("notebooks_build", NOTEBOOKS / "build.py")
+build = importlib.util.module_from_spec(_spec)     # notebooks/build.py ("build" is a PyPI name too)
+_spec.loader.exec_module(build)
 
 SOURCES = sorted((NOTEBOOKS / "src").glob("*.py"))
 NAMES = [s.stem for s in SOURCES]

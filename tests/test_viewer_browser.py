@@ -253,21 +253,21 @@ def test_trace_page_waterfall_click_shows_span_details(live, browser, shots):
     stored = live["db"].get_trace(live["bad"])
     browser.goto(f"{live['system'].url('gateway')}/viewer/traces/{live['bad']}")
     assert browser.js("document.getElementById('trace-id').textContent") == live["bad"]
-    assert browser.js("document.querySelectorAll('#waterfall .row').length") == len(stored)
-    assert browser.js("document.querySelectorAll('#waterfall .row.error').length") >= 3
-    assert browser.js("document.querySelectorAll('#waterfall .crit').length") >= 1
-    colours = browser.js("[...new Set([...document.querySelectorAll('#waterfall .bar')]"
-                         ".map(b => b.style.background))].length")
+    assert browser.js("document.querySelectorAll('#waterfall g.span').length") == len(stored)
+    assert browser.js("document.querySelectorAll('#waterfall g.span.error').length") >= 3
+    assert browser.js("document.querySelectorAll('#waterfall .critical-segment').length") >= 1
+    colours = browser.js("[...new Set([...document.querySelectorAll('#waterfall rect.bar')]"
+                         ".map(b => b.getAttribute('fill')))].length")
     assert colours >= 4, "bars are coloured by service"
     assert browser.js("document.querySelector('#service-map svg.service-map') !== null")
     assert browser.js("document.querySelectorAll('#critical-path tbody tr').length") >= 1
 
     crashed = next(s for s in stored if s.service == "inventory-service" and s.kind == "SERVER"
                    and any(name == "exception" for name, _ in s.events))
-    browser.click(f'.row[data-span-id="{crashed.span_id}"]')
+    browser.click(f'g.span[data-span-id="{crashed.span_id}"] rect.bar')
     time.sleep(0.2)
     assert browser.js("document.getElementById('details').dataset.spanId") == crashed.span_id
-    assert browser.js(f"document.querySelector('.row[data-span-id=\"{crashed.span_id}\"]')"
+    assert browser.js(f"document.querySelector('g.span[data-span-id=\"{crashed.span_id}\"]')"
                       ".classList.contains('selected')")
     details = browser.js("document.getElementById('details').textContent")
     assert crashed.name in details and "inventory-service" in details
@@ -275,6 +275,7 @@ def test_trace_page_waterfall_click_shows_span_details(live, browser, shots):
     assert "http.response.status_code" in details
     data = browser.screenshot(shots / "viewer-trace.png")
     assert png_size(data) == (1400, 1000)
+    assert browser.js("document.querySelectorAll('g.span.selected').length") == 1
     assert len(data) > 20_000, "the screenshot is (nearly) blank"
     errors = [e for e in browser.events() if e.get("method") == "Runtime.exceptionThrown"]
     assert not errors, errors
@@ -283,9 +284,10 @@ def test_trace_page_waterfall_click_shows_span_details(live, browser, shots):
 def test_service_map_page_and_otlp_download(live, browser, shots):
     gateway = live["system"].url("gateway")
     browser.goto(f"{gateway}/viewer/map")
-    labels = browser.js("[...document.querySelectorAll('#service-map svg text')].map(t => t.textContent)")
+    labels = " ".join(browser.js("[...document.querySelectorAll('#service-map svg text')]"
+                                 ".map(t => t.textContent)"))
     for name in ("api-gateway", "auth-service", "order-service", "inventory-service",
-                 "payment-service", "redis", "sqlite"):
+                 "payment-service", "redis", "sqlite", "payment-provider"):
         assert name in labels
     png_size(browser.screenshot(shots / "viewer-map.png"))
 

@@ -75,7 +75,7 @@ def create_viewer_app(store: Any, *, prefix: str = "/viewer", source: str = "",
         tid, spans = spans_of(trace_id)
         if not spans:
             return HTMLResponse(not_found_page(tid, prefix=prefix), status_code=404)
-        return trace_page(analyse(spans, aliases=aliases), prefix=prefix)
+        return trace_page(analyse(spans, aliases=aliases), spans, prefix=prefix)
 
     @app.get(f"{prefix}/traces/{{trace_id}}/otlp.json")
     def otlp(trace_id: str):
@@ -87,8 +87,8 @@ def create_viewer_app(store: Any, *, prefix: str = "/viewer", source: str = "",
 
     @app.get(f"{prefix}/map", response_class=HTMLResponse)
     def whole_map(limit: int = Query(50, ge=1, le=500)):
-        edges, services, count = _merged_map(store, recent(limit, False, 0.0), aliases)
-        return map_page(edges, services, prefix=prefix, traces=count)
+        edges, spans, count = _merged_map(store, recent(limit, False, 0.0), aliases)
+        return map_page(edges, spans, prefix=prefix, traces=count)
 
     @app.get(f"{prefix}/api/traces")
     def api_traces(errors: bool = False, min_ms: float = Query(0.0, ge=0),
@@ -107,17 +107,18 @@ def create_viewer_app(store: Any, *, prefix: str = "/viewer", source: str = "",
 
 
 def _merged_map(store: Any, summaries: list[dict],
-                aliases: Mapping[str, str] | None) -> tuple[list[dict], list[str], int]:
-    """One service map for several traces: calls and errors added up per pair."""
+                aliases: Mapping[str, str] | None) -> tuple[list[dict], list, int]:
+    """One service map for several traces (calls and errors added up per pair), and their
+    spans."""
     total: dict[tuple[str, str], list[int]] = {}
-    services: set[str] = set()
+    spans: list = []
     for summary in summaries:
         uniq, parent = index(store.get_trace(summary["trace_id"]))
-        services.update(s.service for s in uniq)
+        spans.extend(uniq)
         for edge in service_map(uniq, parent, aliases=aliases):
             pair = total.setdefault((edge["caller"], edge["callee"]), [0, 0])
             pair[0] += edge["calls"]
             pair[1] += edge["errors"]
     edges = [{"caller": a, "callee": b, "calls": c, "errors": e}
              for (a, b), (c, e) in sorted(total.items())]
-    return edges, sorted(services), len(summaries)
+    return edges, spans, len(summaries)

@@ -18,7 +18,8 @@ from datetime import datetime
 from html import escape
 from typing import Any
 
-from kit.viewer.pictures import colour_of, fmt_ms, legend_html, service_map_svg, waterfall_html
+from kit.viewer.pictures import colour_of, fmt_ms, legend_html
+from kit.waterfall import service_map_svg, waterfall_svg
 
 CSS = """
 *{box-sizing:border-box} body{font:14px/1.4 system-ui,-apple-system,Segoe UI,sans-serif;margin:0;
@@ -37,24 +38,9 @@ align-items:center;flex-wrap:wrap} form.filters input[type=number]{width:90px}
 .stats{display:flex;gap:26px;flex-wrap:wrap} .stat b{display:block;font-size:18px}
 .layout{display:flex;gap:14px;align-items:flex-start} .layout>.wf{flex:1 1 auto;min-width:0}
 .layout>#details{flex:0 0 380px;position:sticky;top:10px;max-height:92vh;overflow:auto}
-.waterfall{font-size:12px} .waterfall .row,.waterfall .axis{display:flex;align-items:center;
-min-height:24px;border-bottom:1px solid #f0f1f3} .waterfall .row{cursor:pointer}
-.waterfall .row:hover{background:#f3f7ff} .waterfall .row.selected{background:#e2ecff;
-outline:1px solid #7aa5e6} .waterfall .row.error{background:#fff3f3}
-.waterfall .row.error.selected{background:#ffe3e3} .waterfall .label{flex:0 0 38%;white-space:nowrap;
-overflow:hidden;text-overflow:ellipsis;padding-right:8px} .waterfall .track{flex:1 1 auto;
-position:relative;height:22px;margin-right:64px} .waterfall .bar{position:absolute;top:5px;height:12px;
-border-radius:2px;overflow:hidden;min-width:2px} .waterfall .row.error .bar{outline:2px solid #e15759;
-outline-offset:1px} .waterfall .crit{position:absolute;top:0;height:100%;background:
-repeating-linear-gradient(45deg,rgba(0,0,0,.55) 0 3px,rgba(0,0,0,.25) 3px 6px)}
-.waterfall .dur{position:absolute;top:4px;padding-left:4px;color:#666;font-size:11px;
-white-space:nowrap} .waterfall .axis .track{border-bottom:1px solid #ccc} .tick{position:absolute;
-top:4px;font-size:11px;color:#777;transform:translateX(-50%);white-space:nowrap} .tick:first-child{transform:none}
-.tick:last-child{transform:translateX(-100%)} .dot{display:inline-block;width:9px;height:9px;
-border-radius:50%;margin-right:5px} .svc{color:#777} .name{font-weight:600}
-.err-mark{color:#e15759;margin-left:6px;font-weight:700} .exc-mark{color:#b8860b;margin-left:4px}
-.key{display:flex;gap:16px;align-items:center;font-size:12px;color:#555;margin:6px 0 4px}
-.key .sw{display:inline-block;width:22px;height:10px;vertical-align:middle;margin-right:4px}
+.waterfall g.span{cursor:pointer} .waterfall g.span:hover rect.bar{opacity:.75}
+.waterfall g.span.selected rect.bar{stroke:#1f5fbf;stroke-width:3} .waterfall g.span.selected text{
+fill:#1f5fbf} .dot{display:inline-block;width:9px;height:9px;border-radius:50%;margin-right:5px}
 #details table.kv th{text-transform:none;letter-spacing:0;font-size:12px;color:#444;
 white-space:nowrap;width:1%} #details pre{white-space:pre-wrap;word-break:break-word;background:#f6f7f9;padding:6px;
 font-size:11px;max-height:260px;overflow:auto} #details td{word-break:break-word}
@@ -80,8 +66,8 @@ SCRIPT = """
       tr.appendChild(td); t.appendChild(tr); }); return t; }
   function select(id){
     const s = byId[id]; if (!s) return;
-    document.querySelectorAll('.row.selected').forEach(r => r.classList.remove('selected'));
-    const row = document.querySelector('.row[data-span-id="'+id+'"]');
+    document.querySelectorAll('g.span.selected').forEach(r => r.classList.remove('selected'));
+    const row = document.querySelector('g.span[data-span-id="'+id+'"]');
     if (row) row.classList.add('selected');
     panel.innerHTML = '';
     panel.setAttribute('data-span-id', id);
@@ -110,7 +96,7 @@ SCRIPT = """
       panel.appendChild(box); });
     if (history.replaceState) history.replaceState(null, '', '#span='+id);
   }
-  document.querySelectorAll('.row[data-span-id]').forEach(r =>
+  document.querySelectorAll('g.span[data-span-id]').forEach(r =>
     r.addEventListener('click', () => select(r.getAttribute('data-span-id'))));
   const m = location.hash.match(/^#span=([0-9a-f]+)/);
   if (m) select(m[1]);
@@ -165,7 +151,7 @@ def list_page(summaries: Sequence[Mapping[str, Any]], *, prefix: str, errors_onl
     return _page("Traces", form + f'<div class="card"><h2>Recent traces</h2>{rows}</div>', prefix)
 
 
-def trace_page(analysis: Mapping[str, Any], *, prefix: str) -> str:
+def trace_page(analysis: Mapping[str, Any], spans: Sequence[Any], *, prefix: str) -> str:
     """One trace: summary, waterfall with span details on click, critical path, bottlenecks,
     service map."""
     tid = escape(analysis["trace_id"])
@@ -179,16 +165,13 @@ def trace_page(analysis: Mapping[str, Any], *, prefix: str) -> str:
              f'<div class="stat"><a class="button" id="download" download="trace-{tid}.json" '
              f'href="{prefix}/traces/{tid}/otlp.json">Download OTLP JSON</a></div></div>'
              f'<div style="margin-top:8px">{legend_html(analysis["services"])}</div></div>')
-    key = ('<div class="key"><span><span class="sw" style="background:repeating-linear-gradient(45deg,'
-           'rgba(0,0,0,.55) 0 3px,rgba(0,0,0,.25) 3px 6px)"></span>critical path</span>'
-           '<span><span class="sw" style="outline:2px solid #e15759;background:#ddd"></span>error'
-           '</span><span>&#9889; exception event</span><span class="muted">click a span for its '
-           'attributes and events</span></div>')
     details = '<aside class="card" id="details"><p class="muted">Click a span.</p></aside>'
-    waterfall = (f'<div class="layout"><div class="card wf"><h2>Timeline</h2>{key}'
-                 f'{waterfall_html(analysis)}</div>{details}</div>')
+    waterfall = (f'<div class="layout"><div class="card wf" id="waterfall"><p class="muted">Click a span for '
+                 f'its attributes and events.</p>'
+                 f'{waterfall_svg(spans, critical_path=analysis["critical_path"])}'
+                 f'</div>{details}</div>')
     path_rows = "".join(
-        f'<tr><td><span class="dot" style="background:{colour_of(p["service"])}"></span>'
+        f'<tr><td><span class="dot" style="background:{colour_of(p["service"], analysis["services"])}"></span>'
         f'{escape(p["service"])}</td><td>{escape(p["name"])}</td>'
         f'<td>+{escape(fmt_ms(p["start_ms"] - analysis["start_ms"]))}</td>'
         f'<td>{escape(fmt_ms(p["duration_ms"]))}</td></tr>' for p in analysis["critical_path"])
@@ -202,10 +185,10 @@ def trace_page(analysis: Mapping[str, Any], *, prefix: str) -> str:
               f'<div class="card" style="flex:1" id="bottlenecks"><h2>Bottlenecks (self time)</h2>'
               f'<table><thead><tr><th>service</th><th>span</th><th>self</th><th>duration</th>'
               f'<th>of total</th></tr></thead><tbody>{bottleneck_rows}</tbody></table></div></div>')
-    svg = service_map_svg(analysis["service_map"], analysis["services"])
-    service_map = f'<div class="card" id="service-map"><h2>Service map</h2>{svg}</div>'
+    svg = service_map_svg(spans, edges=analysis["service_map"])
+    service_map = f'<div class="card" id="service-map">{svg}</div>'
     payload = dict(analysis)
-    payload["colours"] = {s: colour_of(s) for s in analysis["services"]}
+    payload["colours"] = {s: colour_of(s, analysis["services"]) for s in analysis["services"]}
     data = json.dumps(payload, default=str).replace("</", "<\\/")
     script = (f'<script type="application/json" id="trace-data">{data}</script>'
               f'<script>{SCRIPT}</script>')
@@ -220,13 +203,13 @@ def not_found_page(trace_id: str, *, prefix: str) -> str:
                  f'<a href="{prefix}/">All traces</a></p></div>', prefix)
 
 
-def map_page(edges: Sequence[Mapping[str, Any]], services: Sequence[str], *, prefix: str,
+def map_page(edges: Sequence[Mapping[str, Any]], spans: Sequence[Any], *, prefix: str,
              traces: int) -> str:
     """The service map of the latest traces together."""
     rows = "".join(f'<tr><td>{escape(e["caller"])}</td><td>{escape(e["callee"])}</td>'
                    f'<td>{e["calls"]}</td><td>{e["errors"]}</td></tr>' for e in edges)
-    body = (f'<div class="card" id="service-map"><h2>Service map of the last {traces} traces</h2>'
-            f'{service_map_svg(edges, services)}</div><div class="card"><table><thead><tr>'
+    body = (f'<div class="card" id="service-map">'
+            f'{service_map_svg(spans, edges=edges, title=f"Service map of the last {traces} traces")}</div><div class="card"><table><thead><tr>'
             f'<th>caller</th><th>callee</th><th>calls</th><th>errors</th></tr></thead>'
             f'<tbody>{rows}</tbody></table></div>')
     return _page("Service map", body, prefix)

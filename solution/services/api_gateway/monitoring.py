@@ -29,7 +29,7 @@ a trace that began outside our services); a span id seen twice is kept once (the
 """
 from __future__ import annotations
 
-from operator import attrgetter, eq, is_
+from operator import add, attrgetter, eq, is_, le
 from typing import Any, TypedDict
 
 from fastapi import APIRouter, HTTPException, Query
@@ -51,7 +51,6 @@ class _Index:
     __slots__ = ("key", "spans", "starts", "ends", "parent", "depth")
 
 
-_START = attrgetter("start_ms")
 _last: _Index | None = None
 
 
@@ -72,22 +71,46 @@ def _index(spans: list[SpanRecord]) -> _Index:
 
 
 def _build_index(key: tuple[SpanRecord, ...]) -> _Index:
-    uniq = sorted(key, key=_START)                    # stable: ties keep input order
+    starts = [s.start_ms for s in key]
+    if all(map(le, starts, starts[1:])):              # already in start order, as stores give
+        uniq = list(key)
+    else:                                             # a stable sort: ties keep input order
+        order = sorted(range(len(key)), key=starts.__getitem__)
+        uniq, starts = [key[i] for i in order], [starts[i] for i in order]
     pos = {s.span_id: i for i, s in enumerate(uniq)}
     if len(pos) < len(uniq):                          # a span id seen twice: keep the first
         first: dict[str, SpanRecord] = {}
         for span in key:
             first.setdefault(span.span_id, span)
-        uniq = sorted(first.values(), key=_START)
+        uniq = sorted(first.values(), key=attrgetter("start_ms"))
+        starts = [s.start_ms for s in uniq]
         pos = {s.span_id: i for i, s in enumerate(uniq)}
     parent = [pos.get(s.parent_span_id, -1) for s in uniq]   # absent parent -> a root
 
-    # Depths, walking each chain of parents up only as far as a span already done (-1 = not
-    # seen, -2 = on the chain being walked). Broken input must not loop forever: in a cycle of
-    # parent links (impossible in a real trace, but one bad exporter is enough) the earliest
-    # span of the cycle becomes a root.
-    depth = [-1] * len(uniq)
-    for start in range(len(uniq)):
+    index = _Index()
+    index.key, index.spans, index.parent, index.starts = key, uniq, parent, starts
+    index.ends = list(map(add, starts, [s.duration_ms for s in uniq]))
+    index.depth = _depths(parent)
+    return index
+
+
+def _depths(parent: list[int]) -> list[int]:
+    """Each span's depth (0 for a root), breaking any cycle of parent links.
+
+    Usually a parent started before its child, so it comes first and its depth is known. When
+    it does not (clocks of two machines disagree), walk up the chain of parents to a span
+    already done (-1 = not seen, -2 = on the chain being walked). Broken input must not loop
+    forever: in a cycle of parent links (impossible in a real trace, but one bad exporter is
+    enough) the earliest span of the cycle becomes a root.
+    """
+    depth = [-1] * len(parent)
+    for start, p in enumerate(parent):
+        if depth[start] >= 0:
+            continue
+        if p < 0:
+            depth[start] = 0
+        elif p < start:
+            depth[start] = depth[p] + 1
         while depth[start] < 0:
             chain, i = [], start
             while i >= 0 and depth[i] == -1:
@@ -103,12 +126,7 @@ def _build_index(key: tuple[SpanRecord, ...]) -> _Index:
             for j in reversed(chain):
                 d += 1
                 depth[j] = d
-
-    index = _Index()
-    index.key, index.spans, index.parent, index.depth = key, uniq, parent, depth
-    index.starts = [s.start_ms for s in uniq]
-    index.ends = [s.start_ms + s.duration_ms for s in uniq]
-    return index
+    return depth
 
 
 def build_trace_tree(spans: list[SpanRecord]) -> list[TraceNode]:

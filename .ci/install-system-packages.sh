@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# System packages some tests use: headless Chromium (tests/test_viewer_browser.py) and a real
+# Redis server (tests/test_live.py). Quiet, and a no-op when both are already installed.
+# Tests that need them skip with the reason when they are missing.
+set -euo pipefail
+
+need=()
+command -v chromium >/dev/null 2>&1 || [ -x /usr/bin/chromium ] || need+=(chromium)
+command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
+if [ ${#need[@]} -eq 0 ]; then
+    echo "system packages: chromium and redis-server already installed"
+    exit 0
+fi
+
+if ! command -v apt-get >/dev/null 2>&1; then
+    echo "system packages: apt-get not found; install ${need[*]} by hand" >&2
+    exit 1
+fi
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then
+    if command -v sudo >/dev/null 2>&1; then SUDO="sudo -n"; else
+        echo "system packages: not root and no sudo; install ${need[*]} by hand" >&2
+        exit 1
+    fi
+fi
+
+export DEBIAN_FRONTEND=noninteractive
+echo "system packages: installing ${need[*]} ..."
+$SUDO apt-get update -qq >/dev/null
+# policy-rc.d-less containers: the redis-server package may try to start its service; the
+# tests start their own server on a free port, so a failed start here does not matter.
+$SUDO apt-get install -y -qq "${need[@]}" >/dev/null
+echo "system packages: done ($(command -v chromium || echo /usr/bin/chromium), $(command -v redis-server))"
