@@ -217,16 +217,10 @@ def main(argv: list[str] | None = None) -> int:
     threading.Thread(target=_watchdog, daemon=True, name="live-watchdog",
                      args=(server, int(os.environ.get("WORKSHOP_LIVE_PARENT_PID", "0") or 0),
                            max_seconds)).start()
-    prof = None
-    if os.environ.get("PROFILE_KEY") == key:
-        import cProfile
-        prof = cProfile.Profile(); prof.enable()
     try:
         server.run()
     except KeyboardInterrupt:            # uvicorn re-raises the signal after a clean stop
         pass
-    if prof is not None:
-        prof.disable(); prof.dump_stats(f"/tmp/prof-{key}-{os.environ.get('WORKSHOP_LIVE_EXPORT')}.out")
     if not server.started:
         return 1                         # e.g. the port was taken: uvicorn logged why
     logger.info("stopped cleanly")

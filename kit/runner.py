@@ -1,59 +1,352 @@
 """Run the kit's checks on a target tree in a child process, with time limits.
 
-`run_checks(target)` starts `python -m kit.child` on the target and follows the events it
-writes (see `kit.plugin`). The grading process never imports learner code. If the child dies
-half-way (the learner's code called `os._exit`, crashed the interpreter or hung in C code past
-the limit), the check it was running fails with the reason and a new child runs the checks not
-yet done. Whatever happens, every collected check gets a result.
+`run_checks(target)` grades one tree and returns a `GradeReport`; the grading process never
+imports learner code. The checks run in a child forked from a **warm parent** (`Zygote`, the
+other end of `python -m kit.child --serve`), which has imported the dependencies and the kit's
+checks once. The runner follows the events the child writes (`kit.plugin`), and:
+
+- **time limits**: each check has `check_timeout_s` (enforced inside the child with SIGALRM; a
+  child stuck past it anyway is killed from outside), the whole run `total_timeout_s`;
+- **crashes**: if the child dies half-way (the learner's code called `os._exit`, crashed the
+  interpreter, or hung in C code), the check it was running fails with the reason and a fresh
+  child runs the checks not yet done. Every check gets a result, whatever happens;
+- **honest events**: only lines signed with this run's key count, in sequence; a result for a
+  check that was not running, a second result for one check, or lines written by anyone else
+  are ignored and flagged in `GradeReport.warnings`;
+- **pristine checks**: the child runs the checks from a private copy of the kit (written from a
+  snapshot the runner keeps in memory). After every child, a change to that copy is flagged and
+  undone before the next child starts; a change to the kit's own files during the run is
+  flagged (not undone: it could be an instructor's edit). See `kit.integrity`.
+
+One warm parent is shared by every `run_checks` in a process (`shared_zygote`), and replaced
+when the kit's grading files change; `kit.batch` runs several gradings on one at once.
 """
 from __future__ import annotations
 
+import atexit
 import json
 import os
+import shutil
+import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from kit import ROOT
+from kit.integrity import KitFiles, verify
 from kit.results import CheckResult, GradeReport, Status
 
 DEFAULT_CHECK_TIMEOUT_S = 10.0
 DEFAULT_TOTAL_TIMEOUT_S = 300.0
+#: How long a check may run past its limit before the child is killed from outside (the
+#: child normally stops it itself, at the limit, and says where).
+KILL_GRACE_S = 2.0
+#: The exit code reported for a child whose warm parent died (its real code is unknown).
+LOST = 1000
 
 
 class GradingError(RuntimeError):
     """The grader itself could not run (not the learner's fault); the message says what to do."""
 
 
+# -- the warm parent ---------------------------------------------------------------------------
+
+class Zygote:
+    """The grading process's end of a warm parent: forks grading children on request.
+
+    Thread-safe: `kit.batch` grades several submissions at once through one instance. If the
+    warm parent dies (a submission killed it), the next `spawn` starts a new one.
+    """
+
+    def __init__(self, *, startup_timeout_s: float = 120.0) -> None:
+        self.kit_files = KitFiles.take(ROOT)
+        self.scratch = Path(tempfile.mkdtemp(prefix="workshop-zygote-"))
+        self.kit_root = self.scratch / "kit"
+        self.kit_files.copy_to(self.kit_root)
+        self.startup_timeout_s = startup_timeout_s
+        self.checks: list[dict] = []
+        self._lock = threading.Lock()          # one request on the pipe at a time
+        self._cond = threading.Condition()
+        self._proc: subprocess.Popen | None = None
+        self._start()
+
+    @property
+    def fingerprint(self) -> str:
+        return self.kit_files.fingerprint
+
+    @property
+    def alive(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None and self._state.get("ready", False)
+
+    def _start(self) -> None:
+        self._state: dict = {"replies": {}, "exited": {}, "spawned": set(), "ready": False, "error": None}
+        self.kit_files.restore(self.kit_root)
+        log = open(self.scratch / "zygote.log", "ab")
+        self._proc = subprocess.Popen([sys.executable, "-m", "kit.child", "--serve"], stdin=subprocess.PIPE,
+                                      stdout=subprocess.PIPE, stderr=log, cwd=self.scratch,
+                                      env=_child_env(self.kit_root), start_new_session=True)
+        log.close()
+        self._next_id = 0
+        state, proc = self._state, self._proc
+        threading.Thread(target=self._read, args=(proc, state), name="zygote-reader", daemon=True).start()
+        deadline = time.monotonic() + self.startup_timeout_s
+        with self._cond:
+            while not state["ready"] and state["error"] is None and time.monotonic() < deadline:
+                self._cond.wait(0.1)
+        if not state["ready"]:
+            self._stop(proc)
+            why = state["error"] or f"not ready after {self.startup_timeout_s:g} s"
+            raise GradingError(f"the grading process could not start ({why}): {_tail(self.scratch / 'zygote.log')}")
+
+    def _read(self, proc: subprocess.Popen, state: dict) -> None:
+        for line in proc.stdout:
+            try:
+                message = json.loads(line)
+            except ValueError:
+                continue
+            with self._cond:
+                if "ready" in message:
+                    self.checks = message["checks"]
+                    state["ready"] = True
+                elif "error" in message:
+                    state["error"] = message["error"]
+                elif "id" in message:
+                    state["replies"][message["id"]] = message["pid"]
+                elif "exited" in message:
+                    state["exited"][message["exited"]] = message["rc"]
+                self._cond.notify_all()
+        with self._cond:  # the warm parent is gone: its children are orphans, stop them
+            for pid in state["spawned"] - set(state["exited"]):
+                _kill_group(pid)
+                state["exited"][pid] = LOST
+            state["error"] = state["error"] or "the warm parent exited"
+            state["ready"] = False
+            self._cond.notify_all()
+
+    def spawn(self, request: dict, *, cwd: Path, log: Path, key: bytes) -> "ForkedChild":
+        """Fork a grading child for `request` (see `kit.child.run`)."""
+        with self._lock:
+            if not self.alive:
+                self._stop(self._proc)
+                self._start()
+            state = self._state
+            self._next_id += 1
+            ident = self._next_id
+            message = {"op": "fork", "id": ident, "request": request, "env": _child_env(self.kit_root),
+                       "cwd": str(cwd), "log": str(log), "key": key.hex()}
+            try:
+                self._proc.stdin.write((json.dumps(message) + "\n").encode())
+                self._proc.stdin.flush()
+            except OSError:
+                state["error"] = "the warm parent stopped listening"
+            with self._cond:
+                while ident not in state["replies"] and state["ready"]:
+                    self._cond.wait(0.1)
+                pid = state["replies"].pop(ident, None)
+                if pid is not None:
+                    state["spawned"].add(pid)
+        return ForkedChild(self, state, pid)
+
+    def kill(self, state: dict, pid: int) -> None:
+        with self._lock:
+            if state is self._state and self.alive:
+                try:
+                    self._proc.stdin.write((json.dumps({"op": "kill", "pid": pid}) + "\n").encode())
+                    self._proc.stdin.flush()
+                    return
+                except OSError:
+                    pass
+        with self._cond:
+            if pid not in state["exited"]:
+                _kill_group(pid)
+
+    def wait_exit(self, state: dict, pid: int, timeout_s: float | None = None) -> int | None:
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        with self._cond:
+            while pid not in state["exited"]:
+                if deadline is not None and time.monotonic() >= deadline:
+                    return None
+                self._cond.wait(0.05)
+            return state["exited"][pid]
+
+    def private_copy_changes(self) -> list[str]:
+        """What a child changed in the private copy of the kit; undone at once."""
+        with self._lock:
+            changed = self.kit_files.changes(self.kit_root)
+            if changed:
+                self.kit_files.restore(self.kit_root)
+            return changed
+
+    def _stop(self, proc: subprocess.Popen | None) -> None:
+        if proc is None:
+            return
+        try:
+            proc.stdin.close()
+        except OSError:
+            pass
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+    def close(self) -> None:
+        with self._lock:
+            self._stop(self._proc)
+            self._proc = None
+        shutil.rmtree(self.scratch, ignore_errors=True)
+
+
+@dataclass
+class ForkedChild:
+    """One grading child, as far as the runner needs: poll, kill, wait."""
+
+    zygote: Zygote
+    state: dict
+    pid: int | None
+    killed: bool = False
+
+    def poll(self) -> int | None:
+        if self.pid is None:
+            return LOST
+        with self.zygote._cond:
+            return self.state["exited"].get(self.pid)
+
+    def kill(self) -> None:
+        if self.pid is not None:
+            self.killed = True
+            self.zygote.kill(self.state, self.pid)
+
+    def wait(self, timeout_s: float = 10.0) -> int | None:
+        return LOST if self.pid is None else self.zygote.wait_exit(self.state, self.pid, timeout_s)
+
+
+_shared: Zygote | None = None
+_shared_lock = threading.Lock()
+
+
+def shared_zygote(kit_now: KitFiles | None = None) -> Zygote:
+    """The warm parent of this process, started (or restarted, when the kit changed) on demand."""
+    global _shared
+    fingerprint = (kit_now or KitFiles.take(ROOT)).fingerprint
+    with _shared_lock:
+        if _shared is None or _shared.fingerprint != fingerprint:
+            if _shared is not None:
+                _shared.close()
+            _shared = Zygote()
+        return _shared
+
+
+@atexit.register
+def _close_shared() -> None:
+    if _shared is not None:
+        _shared.close()
+
+
+def _child_env(kit_root: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "WORKSHOP_TARGET"))}
+    env["OTEL_SEMCONV_STABILITY_OPT_IN"] = "http"
+    env["PYTHONDONTWRITEBYTECODE"] = "1"
+    env["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
+    env["PYTHONPATH"] = str(kit_root)
+    return env
+
+
+def _kill_group(pid: int) -> None:
+    for kill in (os.killpg, os.kill):
+        try:
+            kill(pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+
+# -- one grading run ---------------------------------------------------------------------------
+
 @dataclass
 class _Progress:
-    checks: dict[str, dict]            # nodeid -> meta, in collection order
-    results: dict[str, CheckResult]
+    checks: dict[str, dict]             # nodeid -> meta, in collection order (the pristine list)
+    results: dict[str, CheckResult] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
     running: str | None = None
     started_at: float = 0.0
+    limit_s: float = DEFAULT_CHECK_TIMEOUT_S
+    started_any: bool = False
+
+    def warn(self, message: str) -> None:
+        if message not in self.warnings:
+            self.warnings.append(message)
 
 
-def _read_events(path: Path, offset: int, progress: _Progress) -> int:
-    with open(path, encoding="utf-8") as handle:
-        handle.seek(offset)
-        while True:
-            line = handle.readline()
-            if not line.endswith("\n"):
-                return offset
-            offset += len(line.encode("utf-8"))
-            event = json.loads(line)
-            if event["event"] == "collected":
-                for meta in event["checks"]:
-                    progress.checks.setdefault(meta["nodeid"], meta)
-            elif event["event"] == "started":
-                progress.running, progress.started_at = event["nodeid"], time.monotonic()
-            elif event["event"] == "result":
-                meta = progress.checks[event["nodeid"]]
-                progress.results[event["nodeid"]] = _result(meta, Status(event["status"]), event["message"])
-                progress.running = None
+class _EventReader:
+    """Follows one child's events file: signed lines only, in sequence, each result valid."""
+
+    def __init__(self, path: Path, key: bytes, progress: _Progress, expected: set[str],
+                 check_timeout_s: float) -> None:
+        self.path, self.key, self.progress = path, key, progress
+        self.expected, self.check_timeout_s = expected, check_timeout_s
+        self.offset, self.seq, self.partial = 0, 0, ""
+
+    def read(self) -> None:
+        progress = self.progress
+        try:
+            size = self.path.stat().st_size
+            if size < self.offset:
+                progress.warn("the grading events file was cut short while your code ran (tampering?)")
+                self.offset, self.partial = size, ""
+            with open(self.path, "rb") as handle:
+                handle.seek(self.offset)
+                data = handle.read(8 * 1024 * 1024)
+        except OSError:
+            progress.warn("the grading events file disappeared while your code ran (tampering?)")
+            return
+        self.offset += len(data)
+        lines = (self.partial + data.decode("utf-8", "replace")).split("\n")
+        self.partial = lines.pop()
+        for line in lines:
+            if line.strip():
+                self._line(line)
+
+    def _line(self, line: str) -> None:
+        progress = self.progress
+        event = verify(self.key, line)
+        if event is None:
+            progress.warn("lines the grader did not write were found in its events file and ignored (tampering?)")
+            return
+        if event.get("seq") != self.seq:
+            progress.warn("grading events were repeated or reordered; the copies were ignored (tampering?)")
+            if not isinstance(event.get("seq"), int) or event["seq"] < self.seq:
+                return
+        self.seq = event["seq"] + 1
+        kind, nodeid = event.get("event"), event.get("nodeid")
+        if kind == "collected":
+            listed = {m.get("nodeid") for m in event.get("checks", [])}
+            if not listed <= self.expected:
+                progress.warn("the grading child collected checks the kit does not have (tampering?)")
+        elif kind == "started":
+            if nodeid not in self.expected or nodeid in progress.results:
+                progress.warn(f"a check that was not due was reported as started: {nodeid} (ignored)")
+                return
+            progress.running, progress.started_at, progress.started_any = nodeid, time.monotonic(), True
+            limit = event.get("limit")
+            progress.limit_s = min(float(limit), self.check_timeout_s) if isinstance(limit, (int, float)) \
+                else self.check_timeout_s
+        elif kind == "result":
+            if nodeid != progress.running:
+                progress.warn(f"a result for a check that was not running was ignored: {nodeid}")
+                return
+            status = event.get("status")
+            if status not in (Status.PASSED.value, Status.FAILED.value):
+                status, message = Status.FAILED.value, f"the grader got an unknown status {status!r}"
+            else:
+                message = str(event.get("message", ""))
+            progress.results[nodeid] = _result(progress.checks[nodeid], Status(status), message)
+            progress.running = None
+        elif kind == "warning":
+            progress.warn(str(event.get("message", "")))
 
 
 def _result(meta: dict, status: Status, message: str) -> CheckResult:
@@ -61,88 +354,106 @@ def _result(meta: dict, status: Status, message: str) -> CheckResult:
                        status=status, message=message, todo=meta.get("todo"))
 
 
-def _child_env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "WORKSHOP_TARGET"))}
-    env["OTEL_SEMCONV_STABILITY_OPT_IN"] = "http"
-    env["PYTHONDONTWRITEBYTECODE"] = "1"
-    env["PYTHONPATH"] = str(ROOT)
-    return env
+def select_checks(checks: list[dict], only: str | None = None, nodeids: list[str] | None = None) -> list[dict]:
+    """The checks `--only` (a step number or a criterion id) or `nodeids` pick, in order."""
+    picked = [m for m in checks if only is None or only in (str(m["step"]), m["criterion"])]
+    if nodeids:  # whole nodeids, or files ("checks/test_x.py")
+        picked = [m for m in picked if m["nodeid"] in nodeids or m["nodeid"].split("::")[0] in nodeids]
+    return picked
 
 
 def run_checks(target: Path, *, only: str | None = None, nodeids: list[str] | None = None,
                check_timeout_s: float = DEFAULT_CHECK_TIMEOUT_S,
-               total_timeout_s: float = DEFAULT_TOTAL_TIMEOUT_S) -> GradeReport:
+               total_timeout_s: float = DEFAULT_TOTAL_TIMEOUT_S,
+               zygote: Zygote | None = None) -> GradeReport:
     """Grade `target` (a tree laid out like exercise/) and return the report."""
     target = Path(target).resolve()
     if not (target / "services").is_dir():
         raise GradingError(f"{target} has no services/ folder: point --target at a copy of exercise/")
-    progress = _Progress(checks={}, results={})
+    kit_before = KitFiles.take(ROOT)
+    zygote = zygote or shared_zygote(kit_before)
+    metas = select_checks(zygote.checks, only, nodeids)
+    progress = _Progress(checks={m["nodeid"]: m for m in metas})
     deadline = time.monotonic() + total_timeout_s
-    with tempfile.TemporaryDirectory(prefix="workshop-grade-") as scratch:
-        events = Path(scratch) / "events.jsonl"
-        events.touch()
-        attempts = 0
+    with tempfile.TemporaryDirectory(prefix="workshop-grade-") as scratch_dir:
+        scratch = Path(scratch_dir)
+        attempts = idle = 0
         while True:
-            attempts += 1
-            done = [n for n in progress.results]
-            command = [sys.executable, "-m", "kit.child", "--target", str(target), "--events", str(events),
-                       "--timeout", str(check_timeout_s)]
-            if only:
-                command += ["--only", only]
-            if nodeids:
-                command += ["--only-nodeids", *nodeids]
-            for nodeid in done:
-                command += ["--deselect", nodeid]
-            log = open(Path(scratch) / f"child-{attempts}.log", "wb")
-            child = subprocess.Popen(command, cwd=scratch, env=_child_env(), stdin=subprocess.DEVNULL,
-                                     stdout=log, stderr=subprocess.STDOUT)
-            offset = 0 if attempts == 1 else events.stat().st_size
-            offset = _follow(child, events, offset, progress, check_timeout_s, deadline)
-            log.close()
-            _read_events(events, offset, progress)
-            if not progress.checks:
-                tail = _tail(Path(scratch) / f"child-{attempts}.log")
-                raise GradingError(f"the checks could not be collected (the kit's install may be broken): {tail}")
-            crashed = progress.running
-            if crashed is not None and crashed not in progress.results:
-                progress.results[crashed] = _result(progress.checks[crashed], Status.FAILED,
-                                                    _crash_reason(child.returncode, check_timeout_s))
-                progress.running = None
             missing = [n for n in progress.checks if n not in progress.results]
             if not missing:
                 break
             if time.monotonic() >= deadline or attempts > len(progress.checks) + 1:
                 for nodeid in missing:
-                    progress.results[nodeid] = _result(progress.checks[nodeid], Status.ERROR,
-                                                       f"not run: the whole grading run passed its limit of {total_timeout_s:g} s")
+                    progress.results[nodeid] = _result(
+                        progress.checks[nodeid], Status.ERROR,
+                        f"not run: the whole grading run passed its limit of {total_timeout_s:g} s")
                 break
+            attempts += 1
+            key = os.urandom(16)
+            events = scratch / f"events-{attempts}.jsonl"
+            events.touch()
+            request = {"target": str(target), "events": str(events), "timeout": check_timeout_s,
+                       "nodeids": missing}
+            progress.started_any = False
+            child = zygote.spawn(request, cwd=scratch, log=scratch / f"child-{attempts}.log", key=key)
+            reader = _EventReader(events, key, progress, set(missing), check_timeout_s)
+            _follow(child, reader, progress, deadline)
+            reader.read()
+            for change in zygote.private_copy_changes():
+                progress.warn(f"your code changed the kit's files while it was graded ({change}); "
+                              "the change was undone and did not count")
+            crashed = progress.running
+            if crashed is not None and crashed not in progress.results:
+                progress.results[crashed] = _result(progress.checks[crashed], Status.FAILED,
+                                                    _crash_reason(child, progress.limit_s))
+                progress.running = None
+            if not progress.started_any and any(n not in progress.results for n in progress.checks):
+                idle += 1
+                if idle >= 2:
+                    raise GradingError("the grading child stopped before running any check: "
+                                       f"{_tail(scratch / f'child-{attempts}.log')}")
+            else:
+                idle = 0
+    for change in kit_before.changes(ROOT):
+        progress.warn(f"the kit's own files changed while this was graded ({change}): "
+                      "if that was not you, the code graded wrote there")
     ordered = tuple(progress.results[n] for n in progress.checks)
-    return GradeReport(target=str(target), checks=ordered)
+    return GradeReport(target=str(target), checks=ordered, warnings=tuple(progress.warnings))
 
 
-def _follow(child: subprocess.Popen, events: Path, offset: int, progress: _Progress,
-            check_timeout_s: float, deadline: float) -> int:
+def _follow(child: ForkedChild, reader: _EventReader, progress: _Progress, deadline: float) -> None:
     """Read events while the child runs; kill it if a check or the whole run is past its limit."""
     while True:
         finished = child.poll() is not None
-        offset = _read_events(events, offset, progress)
+        reader.read()
         if finished:
-            return offset
+            return
         now = time.monotonic()
-        stuck = progress.running is not None and now - progress.started_at > check_timeout_s + 5
+        stuck = progress.running is not None and now - progress.started_at > progress.limit_s + KILL_GRACE_S
         if stuck or now > deadline:
             child.kill()
             child.wait()
-            return _read_events(events, offset, progress)
+            return
         time.sleep(0.02)
 
 
-def _crash_reason(returncode: int | None, check_timeout_s: float) -> str:
+def _crash_reason(child: ForkedChild, limit_s: float) -> str:
+    returncode = child.poll()
+    if child.killed:
+        return f"timed out after {limit_s:g} s (the check had to be stopped from outside)"
+    if returncode == LOST:
+        return "the grading process running this check was killed (did your code kill its parent process?)"
     if returncode is not None and returncode < 0:
-        return f"timed out after {check_timeout_s:g} s (the check had to be stopped from outside)" \
-            if returncode == -9 else f"the check's process was killed by signal {-returncode}"
+        return f"the check's process was killed by signal {-returncode} ({_signal_name(-returncode)})"
     return (f"the check's process exited with code {returncode} in the middle of the check: "
             "your code probably called os._exit() or crashed the interpreter")
+
+
+def _signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return "unknown signal"
 
 
 def _tail(path: Path, limit: int = 600) -> str:

@@ -166,7 +166,7 @@ def trace_page(analysis: Mapping[str, Any], spans: Sequence[Any], *, prefix: str
              f'href="{prefix}/traces/{tid}/otlp.json">Download OTLP JSON</a></div></div>'
              f'<div style="margin-top:8px">{legend_html(analysis["services"])}</div></div>')
     details = '<aside class="card" id="details"><p class="muted">Click a span.</p></aside>'
-    waterfall = (f'<div class="layout"><div class="card wf" id="waterfall"><p class="muted">Click a span for '
+    waterfall = (f'<div class="layout"><div class="card wf" id="waterfall"><p class="muted" style="margin:0 0 4px">Click a span for '
                  f'its attributes and events.</p>'
                  f'{waterfall_svg(spans, critical_path=analysis["critical_path"])}'
                  f'</div>{details}</div>')

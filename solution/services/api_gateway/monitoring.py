@@ -144,10 +144,8 @@ def build_trace_tree(spans: list[SpanRecord]) -> list[TraceNode]:
 
 def calculate_total_duration(spans: list[SpanRecord]) -> float:
     """Latest end minus earliest start, in ms: the trace as the user lived it (0 if empty)."""
-    if not spans:
-        return 0.0
-    return (max(s.start_ms + s.duration_ms for s in spans)
-            - min(s.start_ms for s in spans))
+    index = _index(spans)
+    return max(index.ends) - index.starts[0] if index.starts else 0.0
 
 
 class _Clipped:
@@ -256,7 +254,7 @@ def identify_bottlenecks(spans: list[SpanRecord], *, threshold_ms: float = 1000.
             run_start[p], run_end[p] = s, e
         elif e > run_end[p]:
             run_end[p] = e
-    total = (max(ends) - starts[0]) if n else 0.0
+    total = calculate_total_duration(spans)
     found = []
     for i, span in enumerate(index.spans):
         if run_end[i] > run_start[i]:

@@ -48,6 +48,8 @@ Design choices, each one a tracing idea:
 """
 from __future__ import annotations
 
+import functools
+
 import logging
 import os
 import threading
@@ -91,6 +93,16 @@ SERVICE_NAMESPACE = "workshop"
 _INSTRUMENTATION_NAME = "services.shared.telemetry"
 
 
+@functools.lru_cache(maxsize=1)
+def _detected_resource() -> Resource:
+    """What `Resource.create()` detects about this process (the SDK's telemetry.sdk.* attributes,
+    OTEL_RESOURCE_ATTRIBUTES, OTEL_SERVICE_NAME). Detection looks up entry points and runs a
+    thread pool, a few milliseconds each time; it cannot change while the process runs, so it is
+    done once and each service merges its own attributes over it, exactly as
+    `Resource.create(attributes)` would."""
+    return Resource.create()
+
+
 class DistributedTelemetry:
     """Tracing for one service: its own provider, resource, exporter and instrumentation."""
 
@@ -114,13 +126,13 @@ class DistributedTelemetry:
         """
         # The resource says who made a span. Every span of this provider carries it, which is
         # how a trace viewer knows which service each hop belongs to.
-        resource = Resource.create({
+        resource = _detected_resource().merge(Resource({
             "service.name": service_name,
             "service.version": service_version,
             "deployment.environment": environment,
             "service.namespace": SERVICE_NAMESPACE,
             "telemetry.sdk.language": "python",
-        })
+        }))
 
         # Head sampling decides at span start; tail sampling (below) can still rescue a trace
         # that turned out to fail or be slow.

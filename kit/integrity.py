@@ -1,0 +1,244 @@
+"""Keeping the grading honest when the code being graded is hostile.
+
+The learner's code runs inside the grading child, in the same process as the checks, so it
+could try to change how it is graded. Three guards, each cheap enough to run around every check:
+
+- **`KitFiles`** (grading process): a snapshot of the kit's grading files (`kit/`, `checks/`,
+  `course.toml`) as bytes. The grading child runs from a private copy written from such a
+  snapshot (`copy_to`), so a submission that looks up `kit.__file__` and writes there only
+  changes that copy; after every child the runner compares (`changes`) and rewrites it
+  (`restore`), and flags the report. The kit's own folder is compared too, but never rewritten:
+  a change there during a run is flagged, since the grader cannot tell it from an instructor's
+  edit.
+- **`ModuleGuard`** (grading child): remembers, before any learner code runs, every function,
+  class and constant of the kit's and the checks' modules, the methods of their classes, and the
+  functions and classes of pytest, pluggy and pytest-asyncio. After each check it reports what
+  was replaced (say, `kit.expect.fail` monkeypatched to do nothing) and puts the originals back.
+- **Signed events** (`sign`, `verify`): the child writes its results as lines signed with a key
+  only it and the grading process know, each with a sequence number, so lines written into the
+  events file by anyone else are recognised and ignored.
+
+What this cannot do: code that runs in the grading child can, with enough effort, read the
+key or undo a guard before it looks (it is the same process). These guards turn every simple or
+accidental form of tampering into a flagged report; for untrusted code in high-stakes grading,
+run the grader inside a container (Gradescope does).
+"""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import shutil
+import sys
+from pathlib import Path
+from types import FunctionType, ModuleType
+
+#: What the grading child needs of the kit, relative to its root.
+GRADING_PARTS = ("kit", "checks", "course.toml")
+
+_SKIP_DIRS = {"__pycache__", ".pytest_cache"}
+
+
+# -- files -------------------------------------------------------------------------------------
+
+class KitFiles:
+    """The bytes of the kit's grading files at one moment (`take`), to copy, compare, restore."""
+
+    def __init__(self, files: dict[str, bytes]) -> None:
+        self.files = files
+
+    @classmethod
+    def take(cls, root: Path, parts: tuple[str, ...] = GRADING_PARTS) -> "KitFiles":
+        return cls(_read_tree(Path(root), parts))
+
+    @property
+    def fingerprint(self) -> str:
+        digest = hashlib.sha256()
+        for name in sorted(self.files):
+            digest.update(name.encode() + b"\0" + hashlib.sha256(self.files[name]).digest())
+        return digest.hexdigest()
+
+    def copy_to(self, root: Path) -> None:
+        """Write every file under `root` (a fresh folder)."""
+        for name, data in self.files.items():
+            path = Path(root) / name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(data)
+
+    def changes(self, root: Path, parts: tuple[str, ...] = GRADING_PARTS) -> list[str]:
+        """What differs under `root` from the snapshot: "changed X", "removed X", "added X"."""
+        now = _read_tree(Path(root), parts)
+        found = [f"changed {n}" for n in sorted(self.files) if n in now and now[n] != self.files[n]]
+        found += [f"removed {n}" for n in sorted(self.files) if n not in now]
+        found += [f"added {n}" for n in sorted(now) if n not in self.files]
+        return found
+
+    def restore(self, root: Path, parts: tuple[str, ...] = GRADING_PARTS) -> None:
+        """Make `root` hold exactly the snapshot again (only for a private copy: it deletes)."""
+        root = Path(root)
+        now = _read_tree(root, parts)
+        for name in now:
+            if name not in self.files:
+                (root / name).unlink(missing_ok=True)
+        for name, data in self.files.items():
+            if now.get(name) != data:
+                path = root / name
+                path.parent.mkdir(parents=True, exist_ok=True)
+                if path.is_symlink() or path.is_dir():
+                    _remove(path)
+                path.write_bytes(data)
+
+
+def _read_tree(root: Path, parts: tuple[str, ...]) -> dict[str, bytes]:
+    files: dict[str, bytes] = {}
+    for part in parts:
+        base = root / part
+        if base.is_file():
+            files[part] = _read(base)
+            continue
+        if not base.is_dir():
+            continue
+        for path in sorted(base.rglob("*")):
+            rel = path.relative_to(root)
+            if _SKIP_DIRS & set(rel.parts) or path.suffix == ".pyc":
+                continue
+            if path.is_file() or path.is_symlink():
+                files[rel.as_posix()] = _read(path)
+    return files
+
+
+def _read(path: Path) -> bytes:
+    try:
+        if path.is_symlink():
+            return b"(symbolic link to " + str(path.readlink()).encode() + b")"
+        return path.read_bytes()
+    except OSError as exc:
+        return f"(unreadable: {exc})".encode()
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
+
+
+# -- modules -----------------------------------------------------------------------------------
+
+#: Packages whose own functions and classes must not change while checks run.
+WATCHED_PACKAGES = ("kit", "checks", "pytest", "_pytest", "pluggy", "pytest_asyncio",
+                    "opentelemetry.sdk.trace.export.in_memory_span_exporter")
+#: Module globals that change legitimately during a run.
+ALLOWED_TO_CHANGE = {("kit.learner", "_hung_import")}
+
+_MISSING = object()
+
+
+def _watched(name: str) -> bool:
+    return any(name == p or name.startswith(p + ".") for p in WATCHED_PACKAGES)
+
+
+def _ours(name: str) -> bool:
+    return name in ("kit", "checks") or name.startswith(("kit.", "checks."))
+
+
+class ModuleGuard:
+    """Remembers what the watched modules hold; says what was replaced; puts it back."""
+
+    def __init__(self) -> None:
+        self._entries: list[tuple[object, str, str, object, object]] = []
+
+    def take(self) -> "ModuleGuard":
+        entries = []
+        for name, module in sorted(sys.modules.items()):
+            if not isinstance(module, ModuleType) or not _watched(name):
+                continue
+            ours = _ours(name)
+            for attr, value in list(vars(module).items()):
+                if attr.startswith("__") or (name, attr) in ALLOWED_TO_CHANGE:
+                    continue
+                if not ours and not _defined_in(value, name):
+                    continue  # pytest's own state and re-exports: only its code is watched
+                entries.append((module, name, attr, value, _copy_of(value) if ours else _MISSING))
+                if isinstance(value, type) and _defined_in(value, name):
+                    for key, member in list(vars(value).items()):
+                        if not key.startswith("__") or key in ("__init__", "__call__", "__eq__"):
+                            entries.append((value, f"{name}.{attr}", key, member, _MISSING))
+        self._entries = entries
+        return self
+
+    def changes(self) -> list[str]:
+        """The dotted names that no longer hold what they held at `take()`."""
+        found = []
+        for owner, owner_name, attr, value, copied in self._entries:
+            now = _get(owner, attr)
+            if now is not value or (copied is not _MISSING and not _same(now, copied)):
+                found.append(f"{owner_name}.{attr}")
+        return found
+
+    def restore(self) -> None:
+        for owner, _, attr, value, copied in self._entries:
+            now = _get(owner, attr)
+            if now is not value:
+                try:
+                    setattr(owner, attr, value)
+                except (AttributeError, TypeError):
+                    pass
+            if copied is not _MISSING and not _same(value, copied):
+                try:  # mutated in place (a list of trace ids emptied): put the contents back
+                    if isinstance(value, (list, dict, set)):
+                        value.clear()
+                        value.update(copied) if not isinstance(value, list) else value.extend(copied)
+                except TypeError:
+                    pass
+
+
+def _get(owner: object, attr: str) -> object:
+    try:
+        return vars(owner).get(attr, _MISSING)
+    except TypeError:
+        return getattr(owner, attr, _MISSING)
+
+
+def _defined_in(value: object, module_name: str) -> bool:
+    if isinstance(value, (FunctionType, type)):
+        return getattr(value, "__module__", None) == module_name
+    return False
+
+
+def _copy_of(value: object) -> object:
+    if isinstance(value, (list, dict, set)):
+        try:
+            return type(value)(value)
+        except TypeError:
+            return _MISSING
+    return _MISSING
+
+
+def _same(a: object, b: object) -> bool:
+    try:
+        return bool(a == b)
+    except Exception:  # noqa: BLE001 - a value that cannot be compared is taken as unchanged
+        return True
+
+
+# -- signed events -----------------------------------------------------------------------------
+
+def sign(key: bytes, event: dict) -> str:
+    """One events-file line: `<mac> <json>`."""
+    body = json.dumps(event, sort_keys=True, ensure_ascii=True)
+    mac = hmac.new(key, body.encode(), hashlib.sha256).hexdigest()[:32]
+    return f"{mac} {body}\n"
+
+
+def verify(key: bytes, line: str) -> dict | None:
+    """The event of a signed line, or None when the line was not written with `key`."""
+    mac, _, body = line.rstrip("\n").partition(" ")
+    expected = hmac.new(key, body.encode(), hashlib.sha256).hexdigest()[:32]
+    if not hmac.compare_digest(mac, expected):
+        return None
+    try:
+        event = json.loads(body)
+    except ValueError:
+        return None
+    return event if isinstance(event, dict) else None
