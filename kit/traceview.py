@@ -44,7 +44,7 @@ def render_tree(spans: Iterable[Any], *, max_lines: int = 60) -> str:
     """Draw the spans as one tree per trace. Long outputs are cut with a note."""
     rows = [_row(s) for s in spans]
     if not rows:
-        return "(no spans were exported)"
+        return "(no spans were exported; until Step 1 wires the exporter, no check can see a trace)"
     by_trace: dict[str, list[_Row]] = defaultdict(list)
     for row in rows:
         by_trace[row.trace_id].append(row)
