@@ -30,11 +30,11 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from dataclasses import dataclass
 from html import escape
 from typing import Any, Iterable, Mapping, Sequence
 
 from kit import analysis
+from kit.spanview import SpanView, views
 
 __all__ = ["waterfall_svg", "service_map_svg", "critical_path", "service_dependencies",
            "service_colour", "FONT"]
@@ -62,66 +62,17 @@ _MAX_ROWS = 200
 _ORPHAN = "\n⤴ its parent span is not among these spans (it came from outside, or was not exported)"
 
 
-@dataclass(frozen=True)
-class _Span:
-    trace_id: str
-    span_id: str
-    parent_id: str | None
-    service: str
-    name: str
-    kind: str
-    status: str
-    description: str
-    start: float          # epoch ms
-    end: float            # epoch ms
-    attributes: Mapping[str, Any]
-    events: tuple[tuple[str, float | None, Mapping[str, Any]], ...]   # (name, epoch ms, attrs)
-
-
-def _span(span: Any) -> _Span:
-    if hasattr(span, "get_span_context"):  # an SDK ReadableSpan
-        ctx, parent = span.get_span_context(), span.parent
-        start = (span.start_time or 0) / 1e6
-        end = (span.end_time if span.end_time is not None else span.start_time or 0) / 1e6
-        resource = span.resource.attributes if span.resource is not None else {}
-        return _Span(f"{ctx.trace_id:032x}", f"{ctx.span_id:016x}",
-                     f"{parent.span_id:016x}" if parent is not None else None,
-                     str(resource.get("service.name", "?")), span.name, span.kind.name,
-                     span.status.status_code.name, span.status.description or "", start, end,
-                     dict(span.attributes or {}),
-                     tuple((e.name, e.timestamp / 1e6 if e.timestamp else None, dict(e.attributes or {}))
-                           for e in span.events))
-    events = []
-    for event in getattr(span, "events", ()) or ():
-        if isinstance(event, (tuple, list)):          # SpanRecord: (name, attributes)
-            events.append((str(event[0]), None, dict(event[1] or {}) if len(event) > 1 else {}))
-        else:
-            events.append((str(getattr(event, "name", event)), None, dict(getattr(event, "attributes", {}) or {})))
-    start = float(span.start_ms)
-    return _Span(str(span.trace_id), str(span.span_id), span.parent_span_id, str(span.service),
-                 str(span.name), str(span.kind), str(span.status),
-                 str(getattr(span, "status_description", "") or ""), start, start + float(span.duration_ms),
-                 dict(getattr(span, "attributes", {}) or {}), tuple(events))
-
-
-def _spans(spans: Iterable[Any]) -> list[_Span]:
-    seen: dict[tuple[str, str], _Span] = {}
-    for s in map(_span, spans):
-        seen.setdefault((s.trace_id, s.span_id), s)    # a span exported twice is drawn once
-    return sorted(seen.values(), key=lambda s: (s.start, s.end))
-
-
-def _by_trace(spans: list[_Span]) -> list[list[_Span]]:
-    groups: dict[str, list[_Span]] = defaultdict(list)
+def _by_trace(spans: list[SpanView]) -> list[list[SpanView]]:
+    groups: dict[str, list[SpanView]] = defaultdict(list)
     for s in spans:
         groups[s.trace_id].append(s)
     return sorted(groups.values(), key=lambda g: g[0].start)
 
 
-def _children(trace: list[_Span]) -> tuple[list[_Span], dict[str, list[_Span]]]:
+def _children(trace: list[SpanView]) -> tuple[list[SpanView], dict[str, list[SpanView]]]:
     """Roots (parent not among the spans) and children by parent id, all in start order."""
     ids = {s.span_id for s in trace}
-    kids: dict[str, list[_Span]] = defaultdict(list)
+    kids: dict[str, list[SpanView]] = defaultdict(list)
     roots = []
     for s in trace:
         if s.parent_id in ids and s.parent_id != s.span_id:
@@ -131,7 +82,7 @@ def _children(trace: list[_Span]) -> tuple[list[_Span], dict[str, list[_Span]]]:
     return roots, kids
 
 
-def _tree_order(trace: list[_Span]) -> list[tuple[_Span, int]]:
+def _tree_order(trace: list[SpanView]) -> list[tuple[SpanView, int]]:
     """Every span with its depth, parents before children (a depth-first walk)."""
     roots, kids = _children(trace)
     out, seen = [], set()
@@ -149,23 +100,23 @@ def _tree_order(trace: list[_Span]) -> list[tuple[_Span, int]]:
 
 # -- the analyses the pictures show: the kit's own (kit.analysis), never the learner's --------
 
-def _records(trace: list[_Span]) -> list[analysis.Span]:
+def _records(trace: list[SpanView]) -> list[analysis.Span]:
     return [analysis.Span(trace_id=s.trace_id, span_id=s.span_id, parent_span_id=s.parent_id, name=s.name,
                           service=s.service, kind=s.kind, status=s.status, start_ms=s.start,
                           duration_ms=s.end - s.start, attributes=s.attributes) for s in trace]
 
 
-def _trace_critical_path(trace: list[_Span]) -> list[dict]:
+def _trace_critical_path(trace: list[SpanView]) -> list[dict]:
     return analysis.critical_path(*analysis.index(_records(trace)))
 
 
 def critical_path(spans: Iterable[Any]) -> list[dict]:
     """The critical path of each trace in `spans`, as the contract's Step 5 defines it: segments
     `{"span_id", "name", "service", "start_ms", "end_ms", "duration_ms"}` in time order."""
-    return [seg for trace in _by_trace(_spans(spans)) for seg in _trace_critical_path(trace)]
+    return [seg for trace in _by_trace(views(spans)) for seg in _trace_critical_path(trace)]
 
 
-def _dependencies(spans: list[_Span]) -> tuple[list[dict], dict[str, str]]:
+def _dependencies(spans: list[SpanView]) -> tuple[list[dict], dict[str, str]]:
     """The caller -> callee edges of every trace, added up, and each node's kind."""
     edges: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0])
     for trace in _by_trace(spans):
@@ -183,7 +134,7 @@ def _dependencies(spans: list[_Span]) -> tuple[list[dict], dict[str, str]]:
 def service_dependencies(spans: Iterable[Any]) -> list[dict]:
     """Caller -> callee edges `{"caller", "callee", "calls", "errors"}`, as the contract's
     Step 5 defines them, sorted by caller then callee."""
-    return _dependencies(_spans(spans))[0]
+    return _dependencies(views(spans))[0]
 
 
 # -- drawing helpers ---------------------------------------------------------------------------
@@ -237,7 +188,7 @@ def _tick_label(value: float, step: float) -> str:
     return f"{value:.{decimals}f} ms"
 
 
-def _detail(s: _Span) -> str:
+def _detail(s: SpanView) -> str:
     """A short hint after the span name: what a CLIENT span called, or its statement."""
     a = s.attributes
     if a.get("db.statement") or a.get("db.query.text"):
@@ -248,7 +199,7 @@ def _detail(s: _Span) -> str:
     return ""
 
 
-def _tooltip(s: _Span) -> str:
+def _tooltip(s: SpanView) -> str:
     lines = [f"{s.service}: {s.name} [{s.kind}]", f"duration {_ms(s.end - s.start)}",
              f"status {s.status}" + (f": {s.description}" if s.description else "")]
     lines += [f"{k} = {v}" for k, v in list(s.attributes.items())[:14]]
@@ -271,7 +222,7 @@ def waterfall_svg(spans: Iterable[Any], *, critical_path: Iterable[Mapping[str, 
     Rows carry `class="span"` plus `critical` (on the critical path), `error` (status ERROR) and
     `orphan` (parent not among the spans), and `data-span-id`, so tests can read the picture.
     """
-    all_spans = _spans(spans)
+    all_spans = views(spans)
     if not all_spans:
         return _empty_svg(title or "No spans", "No spans were exported: nothing to draw yet.")
     traces = _by_trace(all_spans)
@@ -358,7 +309,7 @@ def _legend(services: list[str], y: int) -> str:
     return "".join(parts)
 
 
-def _trace_header(trace: list[_Span], y: float, x_of) -> str:
+def _trace_header(trace: list[SpanView], y: float, x_of) -> str:
     start, end = min(s.start for s in trace), max(s.end for s in trace)
     tid = trace[0].trace_id
     label = f"trace {tid[:16]}… · {len(trace)} span{'s' * (len(trace) != 1)} · {_ms(end - start)}"
@@ -368,7 +319,7 @@ def _trace_header(trace: list[_Span], y: float, x_of) -> str:
             f'y2="{y + 11}" stroke="#999" stroke-width="2"/></g>')
 
 
-def _span_row(s: _Span, depth: int, y: float, x_of, segments: Sequence[tuple[float, float]],
+def _span_row(s: SpanView, depth: int, y: float, x_of, segments: Sequence[tuple[float, float]],
               services: list[str], *, orphan: bool) -> str:
     colour = service_colour(s.service, services)
     error = s.status == "ERROR"
@@ -436,7 +387,7 @@ def service_map_svg(spans: Iterable[Any], *, edges: Iterable[Mapping[str, Any]] 
     (e.g. what the learner's `build_service_dependencies` returned).
     Nodes carry `class="node service|database|external"`, arrows `class="edge"` (plus `error`).
     """
-    normal = _spans(spans)
+    normal = views(spans)
     mine, kinds = _dependencies(normal)
     edge_list = [dict(e) for e in edges] if edges is not None else mine
     nodes = list(dict.fromkeys([s.service for s in normal] +
