@@ -8,7 +8,14 @@
     python grade.py --verbose            list the passing checks too
     python grade.py --watch              re-grade every time you save a learner file
 
+For instructors (see the README's "For instructors"):
+    python grade.py --batch DIR --output OUT [--jobs N]   grade a class: a gradebook and one report each
+    python grade.py --selftest [--mutant NAME]             prove the checks catch the catalogue of mistakes
+    python grade.py --package gradescope [--output ZIP]    build a Gradescope autograder
+    python grade.py --diff --target PATH                   a learner's files beside the reference
+
 Exit codes: 0 every check passed, 1 some check failed, 2 the grader could not run.
+(--batch: 0 when the batch was graded; --selftest: 0 when every mutant behaves as its manifest says.)
 """
 from __future__ import annotations
 
@@ -33,11 +40,32 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     which.add_argument("--solution", action="store_true", help="grade solution/ (the reference answer)")
     parser.add_argument("--only", help="grade one step (1-6) or one criterion id")
     parser.add_argument("--format", choices=["text", "json", "junit", "gradescope", "exercism"], default="text")
-    parser.add_argument("--output", help="write the report there instead of printing it")
+    parser.add_argument("--output", help="write the report there instead of printing it "
+                                         "(--batch: the folder for the gradebook; --package: the zip)")
     parser.add_argument("--verbose", "-v", action="store_true", help="show passing checks too")
     parser.add_argument("--watch", action="store_true", help="re-grade whenever a learner file changes (Ctrl-C stops)")
     parser.add_argument("--timeout", type=float, default=10.0, help="seconds each check may take (default 10)")
-    return parser.parse_args(argv)
+    instructor = parser.add_argument_group("for instructors")
+    mode = instructor.add_mutually_exclusive_group()
+    mode.add_argument("--batch", metavar="DIR", help="grade every submission in DIR (folders or .zip files, "
+                                                      "one per learner) into --output OUT")
+    mode.add_argument("--selftest", action="store_true", help="grade the catalogue of broken solutions in selftest/")
+    mode.add_argument("--package", choices=["gradescope"], help="build an autograder package for that platform")
+    mode.add_argument("--diff", action="store_true", help="show each learner file of --target as a diff against solution/")
+    instructor.add_argument("--jobs", type=int, help="--batch/--selftest: submissions graded at a time (default: cores)")
+    instructor.add_argument("--mutant", action="append", help="--selftest: only this mutant (repeatable)")
+    args = parser.parse_args(argv)
+    if args.jobs is not None and args.jobs < 1:
+        parser.error("--jobs must be at least 1")
+    if args.timeout <= 0:
+        parser.error("--timeout must be a positive number of seconds")
+    if args.batch and not args.output:
+        parser.error("--batch needs --output OUT (the folder for the gradebook and the reports)")
+    if (args.batch or args.selftest or args.package) and (args.target or args.solution or args.watch or args.only):
+        parser.error("--batch, --selftest and --package grade their own trees: drop --target/--solution/--watch/--only")
+    if args.diff and (args.solution or args.watch):
+        parser.error("--diff shows --target PATH (default exercise/) against solution/")
+    return args
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -24,6 +24,7 @@ one analysis (tracemalloc, in a separate untimed run). It measures the reference
 from __future__ import annotations
 
 import argparse
+import functools
 import gc
 import random
 import sys
@@ -46,27 +47,27 @@ SERVICES = ["auth-service", "order-service", "inventory-service", "payment-servi
 OPERATIONS = ["validate_inventory", "reserve_inventory", "process_payment", "confirm_order",
               "load_product", "compute_total", "check_fraud", "render_receipt"]
 EPOCH_MS = 1_700_000_000_000.0
-FIELDS = ("trace_id", "span_id", "parent_span_id", "name", "service", "kind", "start_ms",
-          "duration_ms", "status")
 
 
 def make_trace(size: int, seed: int = 5) -> list[tuple]:
-    """One trace of exactly `size` spans, as tuples of `SpanRecord` fields in `FIELDS` order
-    (see the module docstring for its shape); `records()` turns them into span records.
+    """One trace of exactly `size` spans (see the module docstring for its shape), as the SDK
+    holds them: `(trace id, span id, parent id or None, name, service, kind, start ns, end ns,
+    status, attributes)` with integer ids. `records()` turns them into span records.
 
     Plain tuples of strings and numbers, because the cyclic garbage collector stops looking at
     those: the benchmark's own data must not slow down the collections it measures."""
     rng = random.Random(seed)
-    trace_id = f"{rng.getrandbits(128):032x}"
+    trace_id = rng.getrandbits(128)
     ids = iter(range(1, 1 << 62))
     spans: list[tuple] = []
 
-    def add(parent: str | None, name: str, service: str, kind: str, start: float,
-            duration: float, **attributes) -> str:
-        span_id = f"{next(ids):016x}"
-        spans.append((trace_id, span_id, parent, name, service, kind, EPOCH_MS + start,
-                      duration, "ERROR" if rng.random() < 0.01 else "UNSET",
-                      tuple(attributes.items())))
+    def add(parent: int | None, name: str, service: str, kind: str, start: float,
+            duration: float, **attributes) -> int:
+        span_id = next(ids)
+        start_ns = int((EPOCH_MS + start) * 1e6)
+        spans.append((trace_id, span_id, parent, name, service, kind, start_ns,
+                      start_ns + int(duration * 1e6),
+                      "ERROR" if rng.random() < 0.01 else "UNSET", tuple(attributes.items())))
         return span_id
 
     root = add(None, "POST /api/orders", "api-gateway", "SERVER", 0.0, 60_000.0)
@@ -114,7 +115,7 @@ def make_trace(size: int, seed: int = 5) -> list[tuple]:
                            c_end - c_start)
                 queue.append((span, service, c_start, c_end, depth + 1))
     while len(spans) < size:                          # an orphan: its parent was lost
-        add(f"{rng.getrandbits(64):016x}", "orphan", "payment-service", "INTERNAL",
+        add(rng.getrandbits(64), "orphan", "payment-service", "INTERNAL",
             rng.uniform(0, 60_000), rng.uniform(0, 100))
     for i in rng.sample(range(len(spans)), min(10, len(spans))):
         spans[i] = spans[rng.randrange(len(spans))]   # a few spans exported twice
@@ -124,20 +125,25 @@ def make_trace(size: int, seed: int = 5) -> list[tuple]:
 def records(trace: list[tuple]) -> list[SpanRecord]:
     """Fresh span records of `trace`, as the endpoint gets them: made in the order the spans
     ended (the order exporters deliver them), listed in start order (as stores return them)."""
-    made = [SpanRecord(**dict(zip(FIELDS, values[:-1])), attributes=dict(values[-1]))
-            for values in sorted(trace, key=lambda v: v[6] + v[7])]
+    trace_hex = functools.lru_cache(maxsize=None)(lambda trace_id: format(trace_id, "032x"))
+    made = [SpanRecord(   # field by field as SpanRecord.from_span makes them from SDK spans
+        trace_id=trace_hex(trace_id), span_id=format(span_id, "016x"),
+        parent_span_id=None if parent is None else format(parent, "016x"), name=name,
+        service=service, kind=kind, start_ms=start / 1e6, duration_ms=(end - start) / 1e6,
+        status=status, attributes=dict(attributes))
+        for trace_id, span_id, parent, name, service, kind, start, end, status, attributes
+        in sorted(trace, key=lambda values: values[7])]
     made.sort(key=lambda r: r.start_ms)
     return made
 
 
-def analyse(spans: list[SpanRecord]) -> None:
-    """The six functions together, as the endpoint calls them."""
+def analyse(spans: list[SpanRecord]) -> tuple:
+    """The six functions together, as the endpoint calls them; returns what they return (so
+    that freeing it is not timed: that happens after the response is sent)."""
     tree = build_trace_tree(spans)
-    calculate_total_duration(spans)
-    calculate_critical_path(tree)
-    identify_bottlenecks(spans)
-    build_timeline(spans)
-    build_service_dependencies(spans)
+    return (tree, calculate_total_duration(spans), calculate_critical_path(tree),
+            identify_bottlenecks(spans), build_timeline(spans),
+            build_service_dependencies(spans))
 
 
 def best_time(trace: list[tuple], repeat: int) -> float:
@@ -147,9 +153,10 @@ def best_time(trace: list[tuple], repeat: int) -> float:
         spans = records(trace)
         gc.collect()
         started = time.process_time()
-        analyse(spans)
+        results = analyse(spans)
         times.append(time.process_time() - started)
-        del spans
+        del spans, results
+        analyse([])      # an empty trace: nothing of this run is held over into the next
     return min(times)
 
 
@@ -157,9 +164,11 @@ def peak_memory_mb(trace: list[tuple]) -> float:
     spans = records(trace)
     gc.collect()
     tracemalloc.start()
-    analyse(spans)
+    results = analyse(spans)
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
+    del spans, results
+    analyse([])
     return peak / 2**20
 
 

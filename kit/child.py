@@ -19,7 +19,7 @@ for one tree, a crashed check's restart is a fork, not a new interpreter; for a 
 
 The zygote speaks JSON lines on stdin/stdout (`kit.runner.Zygote` is the other end):
 
-    <- {"ready": true, "checks": [check meta, ...]}          once warm (or {"error": ...})
+    <- {"ready": true, "checks": [check meta, ...], "files": [...]}   once warm (or {"error": ...})
     -> {"op": "fork", "id": n, "request": {...}, "env": {...}, "cwd": dir, "log": file, "key": hex}
     <- {"id": n, "pid": pid}
     <- {"exited": pid, "rc": code}                            (negative: killed by that signal)
@@ -30,10 +30,13 @@ When stdin closes, it kills every child still running and exits.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
+import io
 import importlib
 import json
 import os
+import random
 import resource
 import select
 import signal
@@ -54,7 +57,8 @@ from kit.plugin import Recorder  # noqa: E402
 #: What the warm parent imports once, so that no child pays for it. Never learner code.
 WARM_MODULES = (
     "asyncio", "sqlite3", "json", "logging", "uuid", "hashlib", "decimal",
-    "fastapi", "fastapi.responses", "starlette.middleware.base", "pydantic", "pydantic_settings",
+    "fastapi", "fastapi.responses", "starlette.middleware.base", "pydantic", "pydantic.v1", "pydantic_settings",
+    "anyio._backends._asyncio", "anyio.streams.memory", "anyio.streams.stapled", "anyio.streams.tls",
     "httpx", "respx", "structlog", "structlog.testing", "redis", "redis.asyncio", "fakeredis",
     "opentelemetry.trace", "opentelemetry.baggage", "opentelemetry.baggage.propagation",
     "opentelemetry.context", "opentelemetry.propagate", "opentelemetry.trace.propagation.tracecontext",
@@ -92,7 +96,7 @@ def pytest_args(request: dict) -> list[str]:
 def run(request: dict, key: bytes) -> int:
     """Grade in this process: pytest with the Recorder, events to `request["events"]`."""
     recorder = Recorder(Path(request["events"]), float(request.get("timeout", 10.0)),
-                        request.get("only"), key=key)
+                        request.get("only"), key=key, doomed=request.get("doomed"))
     return int(pytest.main(pytest_args(request), plugins=[recorder]))
 
 
@@ -100,6 +104,8 @@ def run(request: dict, key: bytes) -> int:
 
 def _warm_up() -> list[dict]:
     """Import the dependencies and collect the checks once; return the checks' metadata."""
+    import kit.integrity  # noqa: F401 - used by every child
+    _cache_fastapi_endpoint_context()
     for name in WARM_MODULES:
         try:
             importlib.import_module(name)
@@ -110,15 +116,58 @@ def _warm_up() -> list[dict]:
         (Path(scratch) / "tree" / "services").mkdir(parents=True)
         events = Path(scratch) / "events.jsonl"
         key = os.urandom(16)
-        code = run({"target": str(Path(scratch) / "tree"), "events": str(events), "collect_only": True}, key)
+        said = io.StringIO()
+        with contextlib.redirect_stderr(said):
+            code = run({"target": str(Path(scratch) / "tree"), "events": str(events), "collect_only": True}, key)
         lines = [verify(key, line) for line in events.read_text(encoding="utf-8").splitlines()]
     sys.path[:] = saved_path
     collected = [e for e in lines if e and e.get("event") == "collected"]
     if code not in (0, 5) or not collected:
-        raise RuntimeError(f"the checks could not be collected (pytest exit code {code})")
+        why = " ".join(line.strip() for line in said.getvalue().splitlines() if line.strip())
+        raise RuntimeError(f"the checks could not be collected: {why or f'pytest exit code {code}'}")
     if any(name == "services" or name.startswith("services.") for name in sys.modules):
         raise RuntimeError("collecting the checks imported learner code (services.*): a check imports it at module level")
     return collected[0]["checks"]
+
+
+def _cache_fastapi_endpoint_context() -> None:
+    """FastAPI reads the source of every endpoint function when a route is built (for its error
+    messages), cached by the function object's id; the checks build ~200 apps per grading from
+    the same functions, each a new closure, so it tokenises the same source again every time
+    (about a tenth of a grading). Cache it by code location instead: the same file, line and
+    name give the same answer. Does nothing if FastAPI no longer has this private function."""
+    try:
+        import fastapi.routing as routing
+    except ImportError:
+        return
+    original = getattr(routing, "_extract_endpoint_context", None)
+    if original is None:
+        return
+    cache: dict = {}
+
+    def by_code_location(func):
+        code = getattr(func, "__code__", None)
+        if code is None:
+            return original(func)
+        key = (code.co_filename, code.co_firstlineno, getattr(func, "__name__", ""))
+        if key not in cache:
+            cache[key] = original(func)
+        return cache[key]
+
+    routing._extract_endpoint_context = by_code_location
+
+
+def _kit_files_in_use() -> list[str]:
+    """The kit's source files this process has imported, relative to the kit's root."""
+    files = set()
+    for name, module in list(sys.modules.items()):
+        path = getattr(module, "__file__", None)
+        if (name == "kit" or name.startswith("kit.")) and path:
+            try:
+                files.add(Path(path).resolve().relative_to(ROOT.resolve()).as_posix())
+            except ValueError:
+                pass
+    return sorted(files)
 
 
 def serve() -> int:
@@ -143,7 +192,7 @@ def serve() -> int:
     sys.stdout.flush(), sys.stderr.flush()
     gc.collect()
     gc.freeze()  # what the warm-up built is never collected again, in any child
-    say({"ready": True, "checks": checks})
+    say({"ready": True, "checks": checks, "files": _kit_files_in_use()})
 
     children: set[int] = set()
     pending = b""
@@ -193,11 +242,37 @@ def _kill_group(pid: int) -> None:
 
 
 def _be_the_child(message: dict, proto_in: int, proto_out: int) -> None:
-    code = 70
+    """In the forked child: a new process group, then one more fork. The grading runs in the
+    grandchild; this process only waits for it and leaves the same way, so the learner's code
+    (whose parent it is) cannot reach the warm parent through `os.getppid()`."""
     try:
         os.setsid()  # its own process group: a kill takes whatever the learner's code started
         os.close(proto_in)
         os.close(proto_out)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        grandchild = os.fork()
+    except BaseException:  # noqa: BLE001
+        _exit(70)
+    if grandchild == 0:
+        _grade_here(message)
+    while True:
+        try:
+            _, status = os.waitpid(grandchild, 0)
+            break
+        except InterruptedError:
+            continue
+        except ChildProcessError:
+            _exit(70)
+    if os.WIFSIGNALED(status):  # leave the way it left, so the warm parent reports the signal
+        number = os.WTERMSIG(status)
+        signal.signal(number, signal.SIG_DFL)
+        os.kill(os.getpid(), number)
+    _exit(os.waitstatus_to_exitcode(status))
+
+
+def _grade_here(message: dict) -> None:
+    code = 70
+    try:
         log = os.open(message["log"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         os.dup2(log, 1)
         os.dup2(log, 2)
@@ -209,6 +284,10 @@ def _be_the_child(message: dict, proto_in: int, proto_out: int) -> None:
         os.environ.update(message["env"])
         os.chdir(message["cwd"])
         gc.set_threshold(20_000, 20, 20)
+        random.seed(0)  # Python reseeds at fork; one seed for every child makes runs repeatable
+        # A thread of the learner's that never sleeps holds the GIL for a whole switch interval
+        # each time the checks wait on anything; a short interval keeps the checks moving.
+        sys.setswitchinterval(0.0005)
         code = run(message["request"], bytes.fromhex(message["key"]))
     except BaseException:  # noqa: BLE001 - whatever happens, this child must not return
         traceback.print_exc()

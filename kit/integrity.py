@@ -10,10 +10,12 @@ could try to change how it is graded. Three guards, each cheap enough to run aro
   (`restore`), and flags the report. The kit's own folder is compared too, but never rewritten:
   a change there during a run is flagged, since the grader cannot tell it from an instructor's
   edit.
-- **`ModuleGuard`** (grading child): remembers, before any learner code runs, every function,
-  class and constant of the kit's and the checks' modules, the methods of their classes, and the
-  functions and classes of pytest, pluggy and pytest-asyncio. After each check it reports what
-  was replaced (say, `kit.expect.fail` monkeypatched to do nothing) and puts the originals back.
+- **`ModuleGuard`** (grading child): remembers, before any learner code runs, every global of
+  the kit's and the checks' modules (and the contents of their UPPER_CASE constants), the
+  methods of their classes, and the functions and classes of pytest, pluggy and pytest-asyncio.
+  After each check it reports what was replaced (say, `kit.expect.fail` monkeypatched to do
+  nothing) and puts the originals back. (So a check must not rebind a module global of its
+  own; a module-level cache it fills in place is fine.)
 - **Signed events** (`sign`, `verify`): the child writes its results as lines signed with a key
   only it and the grading process know, each with a sequence number, so lines written into the
   events file by anyone else are recognised and ignored.
@@ -68,9 +70,9 @@ class KitFiles:
     def changes(self, root: Path, parts: tuple[str, ...] = GRADING_PARTS) -> list[str]:
         """What differs under `root` from the snapshot: "changed X", "removed X", "added X"."""
         now = _read_tree(Path(root), parts)
-        found = [f"changed {n}" for n in sorted(self.files) if n in now and now[n] != self.files[n]]
+        found = [f"added {n}" for n in sorted(now) if n not in self.files]
         found += [f"removed {n}" for n in sorted(self.files) if n not in now]
-        found += [f"added {n}" for n in sorted(now) if n not in self.files]
+        found += [f"changed {n}" for n in sorted(self.files) if n in now and now[n] != self.files[n]]
         return found
 
     def restore(self, root: Path, parts: tuple[str, ...] = GRADING_PARTS) -> None:
@@ -146,58 +148,65 @@ class ModuleGuard:
     """Remembers what the watched modules hold; says what was replaced; puts it back."""
 
     def __init__(self) -> None:
-        self._entries: list[tuple[object, str, str, object, object]] = []
+        # (owner, its dotted name, {attribute: original}, {attribute: copy of a mutable original})
+        self._owners: list[tuple[object, str, dict[str, object], dict[str, object]]] = []
 
     def take(self) -> "ModuleGuard":
-        entries = []
+        owners = []
         for name, module in sorted(sys.modules.items()):
             if not isinstance(module, ModuleType) or not _watched(name):
                 continue
             ours = _ours(name)
+            kept, copies = {}, {}
             for attr, value in list(vars(module).items()):
                 if attr.startswith("__") or (name, attr) in ALLOWED_TO_CHANGE:
                     continue
                 if not ours and not _defined_in(value, name):
                     continue  # pytest's own state and re-exports: only its code is watched
-                entries.append((module, name, attr, value, _copy_of(value) if ours else _MISSING))
+                kept[attr] = value
+                # The contents of a constant (UPPER_CASE, by convention) are compared too; any
+                # other module-level container may be a cache that changes legitimately.
+                copied = _copy_of(value) if ours and attr.isupper() else _MISSING
+                if copied is not _MISSING:
+                    copies[attr] = copied
                 if isinstance(value, type) and _defined_in(value, name):
-                    for key, member in list(vars(value).items()):
-                        if not key.startswith("__") or key in ("__init__", "__call__", "__eq__"):
-                            entries.append((value, f"{name}.{attr}", key, member, _MISSING))
-        self._entries = entries
+                    members = {k: v for k, v in vars(value).items()
+                               if not k.startswith("__") or k in ("__init__", "__call__", "__eq__")}
+                    owners.append((value, f"{name}.{attr}", members, {}))
+            owners.append((module, name, kept, copies))
+        self._owners = owners
         return self
 
     def changes(self) -> list[str]:
         """The dotted names that no longer hold what they held at `take()`."""
         found = []
-        for owner, owner_name, attr, value, copied in self._entries:
-            now = _get(owner, attr)
-            if now is not value or (copied is not _MISSING and not _same(now, copied)):
-                found.append(f"{owner_name}.{attr}")
+        for owner, owner_name, kept, copies in self._owners:
+            now = vars(owner)
+            for attr, value in kept.items():
+                if now.get(attr, _MISSING) is not value:
+                    found.append(f"{owner_name}.{attr}")
+            for attr, copied in copies.items():
+                if not _same(kept[attr], copied):
+                    found.append(f"{owner_name}.{attr}")
         return found
 
     def restore(self) -> None:
-        for owner, _, attr, value, copied in self._entries:
-            now = _get(owner, attr)
-            if now is not value:
-                try:
-                    setattr(owner, attr, value)
-                except (AttributeError, TypeError):
-                    pass
-            if copied is not _MISSING and not _same(value, copied):
-                try:  # mutated in place (a list of trace ids emptied): put the contents back
-                    if isinstance(value, (list, dict, set)):
-                        value.clear()
-                        value.update(copied) if not isinstance(value, list) else value.extend(copied)
-                except TypeError:
-                    pass
-
-
-def _get(owner: object, attr: str) -> object:
-    try:
-        return vars(owner).get(attr, _MISSING)
-    except TypeError:
-        return getattr(owner, attr, _MISSING)
+        for owner, _, kept, copies in self._owners:
+            now = vars(owner)
+            for attr, value in kept.items():
+                if now.get(attr, _MISSING) is not value:
+                    try:
+                        setattr(owner, attr, value)
+                    except (AttributeError, TypeError):
+                        pass
+            for attr, copied in copies.items():
+                value = kept[attr]
+                if not _same(value, copied):  # mutated in place (a list emptied): put it back
+                    value.clear()
+                    if isinstance(value, list):
+                        value.extend(copied)
+                    else:
+                        value.update(copied)
 
 
 def _defined_in(value: object, module_name: str) -> bool:

@@ -7,6 +7,7 @@ follow progress, survive a child that dies half-way, and never import learner co
     {"event": "started", "nodeid": ..., "limit": <seconds this check may take>}
     {"event": "result", "nodeid": ..., "status": "passed" | "failed", "message": ...}
     {"event": "warning", "message": ...}      (the learner's code tampered with the grading)
+    {"event": "importing" | "imported", "module": ...}   (a learner module's code starts, ends)
 
 Every line is signed with a key the grading process chose (`kit.integrity.sign`) and numbered
 (`seq`), so the parent ignores lines that anyone else wrote into the file.
@@ -19,12 +20,19 @@ Each check runs under a time limit (SIGALRM): a learner's endless loop fails tha
 "timed out after N s in <file> line L" and the next check runs. After a first timeout the limit
 of the checks still to run drops to `AFTER_TIMEOUT_S` (a correct check takes well under a
 second), so one endless loop reached by every check cannot hold a learner up for minutes.
+
+A check still stuck `STUCK_GRACE_S` after its timeout (the loop swallowed the timeout, or the
+check's teardown waits for a thread that never returns) is reported then and there, and the
+child exits; so does a child in which learner code still runs in another thread after a
+timeout. `kit.runner` then runs the checks left in a fresh child: no check ever inherits a
+spinning thread from an earlier one.
 """
 from __future__ import annotations
 
 import os
 import signal
 import sys
+import threading
 import traceback
 from pathlib import Path
 
@@ -37,6 +45,9 @@ from kit.learner import describe_exception
 
 MAX_MESSAGE = 4000
 AFTER_TIMEOUT_S = 3.0
+STUCK_GRACE_S = 1.0
+#: The child's exit code when it leaves after a stuck check (the runner starts a fresh one).
+EXIT_STUCK = 75
 
 
 def check_meta(item: pytest.Item) -> dict | None:
@@ -75,11 +86,76 @@ def _learner_frame(exc: BaseException) -> str:
     return f" in {frame.filename.rsplit('/services/', 1)[-1]} line {frame.lineno}"
 
 
+def _where(frame) -> str:
+    """" in <learner file> line L" for the innermost learner frame of a live stack, or ""."""
+    while frame is not None:
+        if "/services/" in frame.f_code.co_filename:
+            return f" in {frame.f_code.co_filename.rsplit('/services/', 1)[-1]} line {frame.f_lineno}"
+        frame = frame.f_back
+    return ""
+
+
+def _learner_code_running_elsewhere(target: str | None) -> bool:
+    """True when a thread other than this one is executing the learner's code right now."""
+    if not target:
+        return False
+    me = threading.get_ident()
+    for ident, frame in sys._current_frames().items():
+        while ident != me and frame is not None:
+            if frame.f_code.co_filename.startswith(target):
+                return True
+            frame = frame.f_back
+    return False
+
+
+class _WatchedLoader:
+    """A learner module's loader that says when the module's code starts and ends running."""
+
+    def __init__(self, loader, name: str, emit) -> None:
+        self._loader, self._name, self._emit = loader, name, emit
+
+    def create_module(self, spec):
+        return self._loader.create_module(spec)
+
+    def exec_module(self, module) -> None:
+        self._emit(event="importing", module=self._name)
+        self._loader.exec_module(module)
+        self._emit(event="imported", module=self._name)
+
+    def __getattr__(self, name):  # get_source, get_filename, ... as the real loader
+        return getattr(self._loader, name)
+
+
+class _ImportWatcher:
+    """On `sys.meta_path`, for the learner's `services.*` modules only: reports each import's
+    start and end (so that a process that dies while importing names the module), and refuses
+    at once the modules that ended a grading process before (`doomed`), instead of dying again
+    for every check."""
+
+    def __init__(self, emit, doomed: dict[str, str]) -> None:
+        self._emit, self._doomed = emit, doomed
+
+    def find_spec(self, name, path, target=None):
+        if not (name == "services" or name.startswith("services.")):
+            return None
+        if name in self._doomed:
+            raise ImportError(self._doomed[name])
+        for finder in sys.meta_path:
+            if isinstance(finder, _ImportWatcher) or not hasattr(finder, "find_spec"):
+                continue
+            spec = finder.find_spec(name, path, target)
+            if spec is not None:
+                if spec.loader is not None and hasattr(spec.loader, "exec_module"):
+                    spec.loader = _WatchedLoader(spec.loader, name, self._emit)
+                return spec
+        return None
+
+
 class Recorder:
     """Records collection and results as JSON lines; enforces the per-check time limit."""
 
     def __init__(self, events: Path, timeout_s: float = 10.0, only: str | None = None,
-                 key: bytes = b"") -> None:
+                 key: bytes = b"", doomed: dict[str, str] | None = None) -> None:
         self._fd = os.open(events, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         self._key = key
         self._seq = 0
@@ -90,6 +166,22 @@ class Recorder:
         self.finished: set[str] = set()   # checks whose test function ran to its end
         self.course = load_course()
         self._guard: ModuleGuard | None = None
+        self._timed_out: str | None = None    # the check that ran past its limit, if any
+        # Bound now, before any learner code runs: replacing these methods on the class later
+        # (a monkeypatch at import) cannot change how results are reported.
+        self._emit = self._emit
+        self._finish = self._finish
+        self._watcher = _ImportWatcher(self._emit, dict(doomed or {}))
+        sys.meta_path.insert(0, self._watcher)
+
+    def pytest_configure(self, config) -> None:
+        # Learners see each check's own message, never pytest's traceback; pytest would build a
+        # long one (source, locals) for every failure, which costs more than the checks.
+        config.option.tbstyle = "line"
+
+    def pytest_unconfigure(self, config) -> None:
+        if self._watcher in sys.meta_path:
+            sys.meta_path.remove(self._watcher)
 
     def _emit(self, **event) -> None:
         event["seq"] = self._seq
@@ -97,6 +189,11 @@ class Recorder:
         line = sign(self._key, event).encode()
         while line:  # one write per line: a crash never leaves half a line behind a whole one
             line = line[os.write(self._fd, line):]
+
+    def pytest_collectreport(self, report) -> None:
+        if report.failed:  # a check module that does not even import: the kit itself is broken
+            text = str(report.longrepr).strip().splitlines()
+            raise pytest.UsageError(f"{report.nodeid}: {text[-1] if text else 'could not be collected'}")
 
     @pytest.hookimpl(trylast=True)
     def pytest_collection_modifyitems(self, session, config, items) -> None:
@@ -123,11 +220,20 @@ class Recorder:
     @pytest.hookimpl(hookwrapper=True)
     def pytest_runtest_protocol(self, item, nextitem):
         if self._guard is None:  # before the first check, so before any learner code runs
-            self._guard = ModuleGuard().take()
+            guard = ModuleGuard().take()
+            self._guard, self._guard_changes, self._guard_restore = guard, guard.changes, guard.restore
+        self._timed_out = None
         self._emit(event="started", nodeid=item.nodeid, limit=self.limit_s)
 
         def on_alarm(signum, frame):
-            raise CheckTimeout()
+            if self._timed_out is None:
+                self._timed_out = item.nodeid
+                signal.setitimer(signal.ITIMER_REAL, STUCK_GRACE_S)
+                raise CheckTimeout()
+            # Still stuck after the timeout: report it now and leave (the runner goes on).
+            self._finish(item, self.failures.pop(item.nodeid, None)
+                         or f"timed out after {self.limit_s:g} s{_where(frame)}")
+            _leave(EXIT_STUCK)
 
         previous = signal.signal(signal.SIGALRM, on_alarm)
         signal.setitimer(signal.ITIMER_REAL, self.limit_s)
@@ -144,9 +250,16 @@ class Recorder:
                        "pytest.exit() or raise KeyboardInterrupt?)")
         elif message is None and item.nodeid not in self.finished:
             message = "the check did not run to its end (something stopped it before its verdict)"
-        replaced = self._guard.changes()
+        self._finish(item, message)
+        if self._timed_out and _learner_code_running_elsewhere(getattr(item.config, "workshop_target", None)
+                                                                and str(item.config.workshop_target)):
+            _leave(EXIT_STUCK)  # a thread still runs the learner's code: the next check starts afresh
+
+    def _finish(self, item, message: str | None) -> None:
+        """Emit the check's result (after undoing and reporting any tampering)."""
+        replaced = self._guard_changes() if self._guard is not None else []
         if replaced:
-            self._guard.restore()
+            self._guard_restore()
             shown = ", ".join(replaced[:5]) + (f" and {len(replaced) - 5} more" if len(replaced) > 5 else "")
             warning = (f"your code replaced part of the grader while {check_meta(item)['id']} ran ({shown}); "
                        "that check fails, the originals were put back")
@@ -159,14 +272,25 @@ class Recorder:
     def pytest_runtest_makereport(self, item, call):
         outcome = yield
         report = outcome.get_result()
-        if call.when == "call" and report.passed:
+        # The outcome itself, not the report's passed/failed properties: a property can be
+        # replaced on the class by the code being graded.
+        if call.when == "call" and report.outcome == "passed":
             self.finished.add(item.nodeid)
-        if report.failed and item.nodeid not in self.failures:
+        if report.outcome == "failed" and item.nodeid not in self.failures:
             if call.excinfo is not None:
                 self.failures[item.nodeid] = _message(call.excinfo, self.limit_s)
                 if call.excinfo.errisinstance(CheckTimeout):
                     self.limit_s = min(self.limit_s, AFTER_TIMEOUT_S)
             else:
                 self.failures[item.nodeid] = str(report.longrepr)[-MAX_MESSAGE:]
-        elif report.skipped and item.nodeid not in self.failures:
+        elif report.outcome == "skipped" and item.nodeid not in self.failures:
             self.failures[item.nodeid] = "skipped: " + str(report.longrepr[-1] if isinstance(report.longrepr, tuple) else report.longrepr)
+
+
+def _leave(code: int) -> None:
+    for stream in (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__):
+        try:
+            stream.flush()
+        except Exception:  # noqa: BLE001
+            pass
+    os._exit(code)

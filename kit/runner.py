@@ -35,6 +35,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 from kit import ROOT
 from kit.integrity import KitFiles, verify
@@ -47,6 +48,9 @@ DEFAULT_TOTAL_TIMEOUT_S = 300.0
 KILL_GRACE_S = 2.0
 #: The exit code reported for a child whose warm parent died (its real code is unknown).
 LOST = 1000
+#: A check still running after this long gets a lower CPU priority, so that a submission stuck
+#: in a loop only uses what the others leave (a correct check takes well under a second).
+RENICE_AFTER_S = 2.0
 
 
 class GradingError(RuntimeError):
@@ -65,12 +69,22 @@ class Zygote:
     def __init__(self, *, startup_timeout_s: float = 120.0) -> None:
         self.kit_files = KitFiles.take(ROOT)
         self.scratch = Path(tempfile.mkdtemp(prefix="workshop-zygote-"))
+        try:
+            self._prepare(startup_timeout_s)
+        except BaseException:
+            shutil.rmtree(self.scratch, ignore_errors=True)
+            raise
+
+    def _prepare(self, startup_timeout_s: float) -> None:
         self.kit_root = self.scratch / "kit"
         self.kit_files.copy_to(self.kit_root)
         self.startup_timeout_s = startup_timeout_s
         self.checks: list[dict] = []
+        self.files: list[str] = []               # the kit's files the grading children import
         self._lock = threading.Lock()          # one request on the pipe at a time
         self._cond = threading.Condition()
+        self._inflight: dict[int, list[str]] = {}   # gradings in progress -> their warnings
+        self._gradings = 0
         self._proc: subprocess.Popen | None = None
         self._start()
 
@@ -99,8 +113,10 @@ class Zygote:
                 self._cond.wait(0.1)
         if not state["ready"]:
             self._stop(proc)
-            why = state["error"] or f"not ready after {self.startup_timeout_s:g} s"
-            raise GradingError(f"the grading process could not start ({why}): {_tail(self.scratch / 'zygote.log')}")
+            if state["error"]:
+                raise GradingError(f"{state['error']} (the kit's own checks: fix them, or reinstall the kit)")
+            raise GradingError(f"the grading process did not start in {self.startup_timeout_s:g} s: "
+                               f"{_tail(self.scratch / 'zygote.log')}")
 
     def _read(self, proc: subprocess.Popen, state: dict) -> None:
         for line in proc.stdout:
@@ -110,7 +126,7 @@ class Zygote:
                 continue
             with self._cond:
                 if "ready" in message:
-                    self.checks = message["checks"]
+                    self.checks, self.files = message["checks"], message.get("files", [])
                     state["ready"] = True
                 elif "error" in message:
                     state["error"] = message["error"]
@@ -173,13 +189,36 @@ class Zygote:
                 self._cond.wait(0.05)
             return state["exited"][pid]
 
-    def private_copy_changes(self) -> list[str]:
-        """What a child changed in the private copy of the kit; undone at once."""
-        with self._lock:
+    def begin(self) -> int:
+        """Register a grading in progress (see `copy_warnings`); returns its id."""
+        with self._cond:
+            self._gradings += 1
+            self._inflight[self._gradings] = []
+            return self._gradings
+
+    def end(self, grading: int) -> list[str]:
+        warnings = self.copy_warnings(grading)
+        with self._cond:
+            self._inflight.pop(grading, None)
+        return warnings
+
+    def copy_warnings(self, grading: int) -> list[str]:
+        """Warnings for `grading` about changes to the private copy of the kit, which are undone
+        at once. Several gradings may run at the same time on one warm parent and the grader
+        cannot tell whose code wrote there, so every grading in progress gets the warning."""
+        with self._cond:
             changed = self.kit_files.changes(self.kit_root)
             if changed:
                 self.kit_files.restore(self.kit_root)
-            return changed
+                others = len(self._inflight) - 1
+                shared = (f" (graded at the same time as {others} other submission(s): the grader cannot "
+                          "tell which one did it; grade them one at a time to know)") if others > 0 else ""
+                message = (f"the code graded changed the kit's files ({_listed(changed)}); the changes were "
+                           f"undone and did not count{shared}")
+                for pending in self._inflight.values():
+                    pending.append(message)
+            found, self._inflight[grading] = self._inflight.get(grading, []), []
+            return found
 
     def _stop(self, proc: subprocess.Popen | None) -> None:
         if proc is None:
@@ -224,6 +263,20 @@ class ForkedChild:
     def wait(self, timeout_s: float = 10.0) -> int | None:
         return LOST if self.pid is None else self.zygote.wait_exit(self.state, self.pid, timeout_s)
 
+    def kill_group(self) -> None:
+        """Kill what is left of this child's process group (the child itself has exited)."""
+        if self.pid is not None:
+            _kill_group_only(self.pid)
+
+    def renice(self, niceness: int) -> bool:
+        """Lower the CPU priority of the child and whatever it started."""
+        try:
+            if self.pid is not None and self.poll() is None:
+                os.setpriority(os.PRIO_PGRP, self.pid, niceness)
+        except OSError:
+            pass
+        return True
+
 
 _shared: Zygote | None = None
 _shared_lock = threading.Lock()
@@ -247,6 +300,10 @@ def _close_shared() -> None:
         _shared.close()
 
 
+def _listed(items: list[str], limit: int = 4) -> str:
+    return ", ".join(items[:limit]) + (f" and {len(items) - limit} more" if len(items) > limit else "")
+
+
 def _child_env(kit_root: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "WORKSHOP_TARGET"))}
     env["OTEL_SEMCONV_STABILITY_OPT_IN"] = "http"
@@ -254,6 +311,13 @@ def _child_env(kit_root: Path) -> dict[str, str]:
     env["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
     env["PYTHONPATH"] = str(kit_root)
     return env
+
+
+def _kill_group_only(pgid: int) -> None:
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
 
 
 def _kill_group(pid: int) -> None:
@@ -275,6 +339,9 @@ class _Progress:
     started_at: float = 0.0
     limit_s: float = DEFAULT_CHECK_TIMEOUT_S
     started_any: bool = False
+    ignored: int = 0
+    importing: list[str] = field(default_factory=list)   # learner modules being imported now
+    doomed: dict[str, str] = field(default_factory=dict)  # modules whose import ended a child
 
     def warn(self, message: str) -> None:
         if message not in self.warnings:
@@ -282,33 +349,41 @@ class _Progress:
 
 
 class _EventReader:
-    """Follows one child's events file: signed lines only, in sequence, each result valid."""
+    """Follows one child's events: signed lines only, in sequence, each result valid.
+
+    The events travel through a named pipe (a FIFO) that the runner created and holds open:
+    nobody can truncate or rewrite what is already in it, and lines written into it by anyone
+    but the child's Recorder fail their signature.
+    """
 
     def __init__(self, path: Path, key: bytes, progress: _Progress, expected: set[str],
                  check_timeout_s: float) -> None:
-        self.path, self.key, self.progress = path, key, progress
+        self.key, self.progress = key, progress
         self.expected, self.check_timeout_s = expected, check_timeout_s
-        self.offset, self.seq, self.partial = 0, 0, ""
+        self.seq, self.partial = 0, ""
+        os.mkfifo(path, 0o600)
+        self.fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
 
     def read(self) -> None:
-        progress = self.progress
-        try:
-            size = self.path.stat().st_size
-            if size < self.offset:
-                progress.warn("the grading events file was cut short while your code ran (tampering?)")
-                self.offset, self.partial = size, ""
-            with open(self.path, "rb") as handle:
-                handle.seek(self.offset)
-                data = handle.read(8 * 1024 * 1024)
-        except OSError:
-            progress.warn("the grading events file disappeared while your code ran (tampering?)")
+        chunks = []
+        while True:
+            try:
+                chunk = os.read(self.fd, 1 << 20)
+            except BlockingIOError:
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+        if not chunks:
             return
-        self.offset += len(data)
-        lines = (self.partial + data.decode("utf-8", "replace")).split("\n")
+        lines = (self.partial + b"".join(chunks).decode("utf-8", "replace")).split("\n")
         self.partial = lines.pop()
         for line in lines:
             if line.strip():
                 self._line(line)
+
+    def close(self) -> None:
+        os.close(self.fd)
 
     def _line(self, line: str) -> None:
         progress = self.progress
@@ -328,7 +403,7 @@ class _EventReader:
                 progress.warn("the grading child collected checks the kit does not have (tampering?)")
         elif kind == "started":
             if nodeid not in self.expected or nodeid in progress.results:
-                progress.warn(f"a check that was not due was reported as started: {nodeid} (ignored)")
+                progress.ignored += 1
                 return
             progress.running, progress.started_at, progress.started_any = nodeid, time.monotonic(), True
             limit = event.get("limit")
@@ -336,7 +411,7 @@ class _EventReader:
                 else self.check_timeout_s
         elif kind == "result":
             if nodeid != progress.running:
-                progress.warn(f"a result for a check that was not running was ignored: {nodeid}")
+                progress.ignored += 1
                 return
             status = event.get("status")
             if status not in (Status.PASSED.value, Status.FAILED.value):
@@ -347,6 +422,10 @@ class _EventReader:
             progress.running = None
         elif kind == "warning":
             progress.warn(str(event.get("message", "")))
+        elif kind == "importing":
+            progress.importing.append(str(event.get("module")))
+        elif kind == "imported" and progress.importing and progress.importing[-1] == event.get("module"):
+            progress.importing.pop()
 
 
 def _result(meta: dict, status: Status, message: str) -> CheckResult:
@@ -365,15 +444,40 @@ def select_checks(checks: list[dict], only: str | None = None, nodeids: list[str
 def run_checks(target: Path, *, only: str | None = None, nodeids: list[str] | None = None,
                check_timeout_s: float = DEFAULT_CHECK_TIMEOUT_S,
                total_timeout_s: float = DEFAULT_TOTAL_TIMEOUT_S,
-               zygote: Zygote | None = None) -> GradeReport:
-    """Grade `target` (a tree laid out like exercise/) and return the report."""
+               zygote: Zygote | None = None, on_stuck: Callable[[], None] | None = None) -> GradeReport:
+    """Grade `target` (a tree laid out like exercise/) and return the report. `on_stuck` is
+    called (once) when a check has run for `RENICE_AFTER_S` and its child was given a lower
+    CPU priority: `kit.batch` then starts another submission alongside."""
     target = Path(target).resolve()
     if not (target / "services").is_dir():
         raise GradingError(f"{target} has no services/ folder: point --target at a copy of exercise/")
-    kit_before = KitFiles.take(ROOT)
-    zygote = zygote or shared_zygote(kit_before)
+    kit_now = KitFiles.take(ROOT)
+    zygote = zygote or shared_zygote(kit_now)
+    guarded = ("checks", "course.toml", *zygote.files)  # what grading runs, in the kit's own folder
+    kit_before = KitFiles({n: b for n, b in kit_now.files.items()
+                           if n in guarded or n.startswith("checks/")})
     metas = select_checks(zygote.checks, only, nodeids)
     progress = _Progress(checks={m["nodeid"]: m for m in metas})
+    grading = zygote.begin()
+    try:
+        _run(zygote, grading, target, progress, check_timeout_s, total_timeout_s, on_stuck)
+    finally:
+        for warning in zygote.end(grading):
+            progress.warn(warning)
+    changed = kit_before.changes(ROOT, guarded)
+    if changed:
+        progress.warn(f"the kit's own files changed while this was graded ({_listed(changed)}): "
+                      "if no one edited them, the code graded wrote there")
+    if progress.ignored:
+        progress.warn(f"{progress.ignored} reported result(s) for checks that were not running were ignored "
+                      "(tampering?)")
+    ordered = tuple(progress.results[n] for n in progress.checks)
+    return GradeReport(target=str(target), checks=ordered, warnings=tuple(progress.warnings))
+
+
+def _run(zygote: Zygote, grading: int, target: Path, progress: _Progress, check_timeout_s: float,
+         total_timeout_s: float, on_stuck: Callable[[], None] | None) -> None:
+    """Fork children until every check has a result (or the whole run is out of time)."""
     deadline = time.monotonic() + total_timeout_s
     with tempfile.TemporaryDirectory(prefix="workshop-grade-") as scratch_dir:
         scratch = Path(scratch_dir)
@@ -390,22 +494,31 @@ def run_checks(target: Path, *, only: str | None = None, nodeids: list[str] | No
                 break
             attempts += 1
             key = os.urandom(16)
-            events = scratch / f"events-{attempts}.jsonl"
-            events.touch()
-            request = {"target": str(target), "events": str(events), "timeout": check_timeout_s,
-                       "nodeids": missing}
-            progress.started_any = False
-            child = zygote.spawn(request, cwd=scratch, log=scratch / f"child-{attempts}.log", key=key)
+            events = scratch / f"events-{attempts}"
             reader = _EventReader(events, key, progress, set(missing), check_timeout_s)
-            _follow(child, reader, progress, deadline)
-            reader.read()
-            for change in zygote.private_copy_changes():
-                progress.warn(f"your code changed the kit's files while it was graded ({change}); "
-                              "the change was undone and did not count")
+            request = {"target": str(target), "events": str(events), "timeout": check_timeout_s,
+                       "nodeids": missing, "doomed": progress.doomed}
+            progress.started_any, progress.importing = False, []
+            child = zygote.spawn(request, cwd=scratch, log=scratch / f"child-{attempts}.log", key=key)
+            try:
+                if _follow(child, reader, progress, deadline, on_stuck):
+                    on_stuck = None  # told once per grading
+                reader.read()
+            finally:
+                reader.close()
+                child.kill_group()  # whatever the learner's code left running goes too
+            for warning in zygote.copy_warnings(grading):
+                progress.warn(warning)
             crashed = progress.running
             if crashed is not None and crashed not in progress.results:
-                progress.results[crashed] = _result(progress.checks[crashed], Status.FAILED,
-                                                    _crash_reason(child, progress.limit_s))
+                reason = _crash_reason(child, progress.limit_s)
+                if progress.importing and not child.killed:
+                    # It died importing this module: the next children refuse it at once.
+                    module = progress.importing[-1]
+                    reason += f" (while importing {module})"
+                    progress.doomed[module] = (f"importing {module} ended the grading process in an earlier "
+                                               f"check ({_crash_reason(child, progress.limit_s)})")
+                progress.results[crashed] = _result(progress.checks[crashed], Status.FAILED, reason)
                 progress.running = None
             if not progress.started_any and any(n not in progress.results for n in progress.checks):
                 idle += 1
@@ -414,26 +527,29 @@ def run_checks(target: Path, *, only: str | None = None, nodeids: list[str] | No
                                        f"{_tail(scratch / f'child-{attempts}.log')}")
             else:
                 idle = 0
-    for change in kit_before.changes(ROOT):
-        progress.warn(f"the kit's own files changed while this was graded ({change}): "
-                      "if that was not you, the code graded wrote there")
-    ordered = tuple(progress.results[n] for n in progress.checks)
-    return GradeReport(target=str(target), checks=ordered, warnings=tuple(progress.warnings))
 
 
-def _follow(child: ForkedChild, reader: _EventReader, progress: _Progress, deadline: float) -> None:
-    """Read events while the child runs; kill it if a check or the whole run is past its limit."""
+def _follow(child: ForkedChild, reader: _EventReader, progress: _Progress, deadline: float,
+            on_stuck: Callable[[], None] | None = None) -> bool:
+    """Read events while the child runs; kill it if a check or the whole run is past its limit.
+    A check running long gets a lower CPU priority (and `on_stuck` is called); returns whether
+    that happened."""
+    reniced = False
     while True:
         finished = child.poll() is not None
         reader.read()
         if finished:
-            return
+            return reniced
         now = time.monotonic()
+        if not reniced and progress.running is not None and now - progress.started_at > RENICE_AFTER_S:
+            reniced = child.renice(19)
+            if on_stuck is not None:
+                on_stuck()
         stuck = progress.running is not None and now - progress.started_at > progress.limit_s + KILL_GRACE_S
         if stuck or now > deadline:
             child.kill()
             child.wait()
-            return
+            return reniced
         time.sleep(0.02)
 
 
@@ -456,9 +572,12 @@ def _signal_name(number: int) -> str:
         return "unknown signal"
 
 
-def _tail(path: Path, limit: int = 600) -> str:
+def _tail(path: Path, limit: int = 4000) -> str:
+    """The last lines of a log that say what went wrong, on one line."""
     try:
-        text = path.read_bytes()[-limit:].decode("utf-8", "replace").strip()
+        lines = [line.strip() for line in path.read_bytes()[-limit:].decode("utf-8", "replace").splitlines()]
     except OSError:
         return "(no output)"
-    return text.splitlines()[-1] if text else "(no output)"
+    lines = [line for line in lines if line and not line.startswith(("Traceback", "File ", "^", "~"))]
+    telling = [line for line in lines if line.startswith(("ERROR", "E ")) or "Error" in line]
+    return " | ".join((telling or lines)[-2:]) or "(no output)"

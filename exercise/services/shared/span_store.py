@@ -34,6 +34,7 @@ ContextVar would not be shared); `store_from_env()` picks one from the environme
 """
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -65,6 +66,12 @@ def _freeze_value(value: Any) -> Any:
     # OpenTelemetry attribute values are scalars or sequences of scalars (tuples in the SDK);
     # JSON brings sequences back as lists, so lists become tuples again.
     return tuple(value) if isinstance(value, list) else value
+
+
+@functools.lru_cache(maxsize=1024)
+def _trace_hex(trace_id: int) -> str:
+    # Every span of a trace shares one id string: a store may hold millions of spans.
+    return format(trace_id, "032x")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -110,7 +117,7 @@ class SpanRecord:
         end = span.end_time if span.end_time is not None else start
         resource = span.resource.attributes if span.resource is not None else {}
         return cls(
-            trace_id=format(ctx.trace_id, "032x"),
+            trace_id=_trace_hex(ctx.trace_id),
             span_id=format(ctx.span_id, "016x"),
             parent_span_id=format(parent.span_id, "016x") if parent is not None else None,
             name=span.name,

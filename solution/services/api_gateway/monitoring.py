@@ -12,24 +12,33 @@ answered from it:
 - who calls whom? The **service map** counts calls (and failed calls) between services, and
   from a service to a database or an outside API.
 
-The functions (all iterative, so a very deep trace cannot hit Python's recursion limit, and
-all O(n log n), so 100,000 spans take well under a second):
-
-    build_trace_tree(spans)          -> [TraceNode]   roots, children in start order
-    calculate_total_duration(spans)  -> float         latest end - earliest start (ms)
-    calculate_critical_path(tree)    -> [segment]     Jaeger's algorithm, in time order
-    identify_bottlenecks(spans)      -> [bottleneck]  by self time, largest first
-    build_timeline(spans)            -> [entry]       start order, with depth and offset
-    build_service_dependencies(spans)-> [edge]        caller -> callee, calls and errors
+    build_trace_tree(spans)           -> [TraceNode]   roots, children in start order
+    calculate_total_duration(spans)   -> float         latest end - earliest start (ms)
+    calculate_critical_path(tree)     -> [segment]     Jaeger's algorithm, in time order
+    identify_bottlenecks(spans)       -> [bottleneck]  by self time, largest first
+    build_timeline(spans)             -> [entry]       start order, with depth and offset
+    build_service_dependencies(spans) -> [edge]        caller -> callee, calls and errors
 
 A `TraceNode` is `{"span": SpanRecord, "children": [TraceNode, ...]}`. Spans come as
 `SpanRecord`s (`services.shared.span_store`): ids in hex, times in epoch milliseconds. A span
-whose parent is not in the list is a root (an orphan whose parent was lost, or the first span of
-a trace that began outside our services); a span id seen twice is kept once (the first).
+whose parent is not in the list is a root (an orphan whose parent was lost, or the first span
+of a trace that began outside our services). A span id seen twice (a span exported twice) is
+kept once: its earliest-starting copy, the first given on a tie.
+
+Every walk is a loop, never a recursion, so a trace thousands of levels deep cannot hit
+Python's recursion limit; everything is O(n log n), so a trace of 100,000 spans is analysed
+in well under a second (`benchmarks/bench_analysis.py`). The functions share one index of the
+trace (sorted once, spans found by id through one dict), built by whichever is called first
+and reused by the others for the same spans.
 """
 from __future__ import annotations
 
-from operator import add, attrgetter, eq, is_, le
+import contextlib
+import gc
+import threading
+from collections.abc import Iterator
+from itertools import accumulate, compress
+from operator import add, attrgetter, eq, le
 from typing import Any, TypedDict
 
 from fastapi import APIRouter, HTTPException, Query
@@ -44,52 +53,69 @@ class TraceNode(TypedDict):
     children: list[TraceNode]
 
 
-class _Index:
-    """A trace indexed once: its distinct spans in start order, and parallel lists of each
-    one's start, end, parent position (-1 for a root) and depth (0 for a root)."""
+# --- one index of the trace, shared by every analysis ----------------------------------------
 
-    __slots__ = ("key", "spans", "starts", "ends", "parent", "depth")
+class _Index:
+    """A trace's distinct spans in start order, with parallel lists of each one's offset and
+    end (ms from the trace's start), duration, parent position (-1 for a root) and depth (0 for
+    a root). Offsets from the start are exact (two nearby epoch times subtract exactly) and
+    keep more precision than epoch times; the numbers are new objects, side by side in memory,
+    which keeps the walks over a million spans quick."""
+
+    __slots__ = ("key", "spans", "start_ms", "offsets", "durations", "ends", "parent", "depth")
 
 
 _last: _Index | None = None
 
 
 def _index(spans: list[SpanRecord]) -> _Index:
-    """The index of `spans`, built once per list.
+    """The index of `spans`, built once per trace.
 
-    Every analysis starts here, so they all agree on one tree; and the endpoint hands the same
-    list to five functions, so the last index is remembered and reused when it is asked again
-    for the very same span objects (span records are immutable, so they cannot have changed).
+    Every analysis starts here, so they all agree on one tree. The endpoint hands the same
+    list to five functions, so the last index is kept and reused for an equal list of spans
+    (span records are immutable values: equal spans give the same analysis).
     """
     global _last
-    key = tuple(spans)
+    spans = spans if isinstance(spans, list) else list(spans)
     last = _last
-    if last is not None and len(last.key) == len(key) and all(map(is_, key, last.key)):
-        return last
-    _last = index = _build_index(key)
+    if last is not None and len(last.key) == len(spans) and last.key == spans:
+        return last              # list == checks identity before __eq__: the same spans are cheap
+    _last = index = _build_index(list(spans))
     return index
 
 
-def _build_index(key: tuple[SpanRecord, ...]) -> _Index:
-    starts = [s.start_ms for s in key]
-    if all(map(le, starts, starts[1:])):              # already in start order, as stores give
-        uniq = list(key)
-    else:                                             # a stable sort: ties keep input order
-        order = sorted(range(len(key)), key=starts.__getitem__)
-        uniq, starts = [key[i] for i in order], [starts[i] for i in order]
-    pos = {s.span_id: i for i, s in enumerate(uniq)}
-    if len(pos) < len(uniq):                          # a span id seen twice: keep the first
-        first: dict[str, SpanRecord] = {}
-        for span in key:
-            first.setdefault(span.span_id, span)
-        uniq = sorted(first.values(), key=attrgetter("start_ms"))
-        starts = [s.start_ms for s in uniq]
-        pos = {s.span_id: i for i, s in enumerate(uniq)}
-    parent = [pos.get(s.parent_span_id, -1) for s in uniq]   # absent parent -> a root
+def _forget_index() -> None:
+    """Let go of the last trace (the endpoint calls this once its answer is built)."""
+    global _last
+    _last = None
 
+
+def _build_index(key: list[SpanRecord]) -> _Index:
+    first = key[0].start_ms if key else 0.0
+    offsets = [s.start_ms - first for s in key]
+    if all(map(le, offsets, offsets[1:])):            # already in start order, as stores give
+        uniq = key
+    else:                                             # a stable sort: ties keep input order
+        order = sorted(range(len(key)), key=offsets.__getitem__)
+        low = offsets[order[0]]                       # the earliest start becomes offset 0
+        uniq, offsets = [key[i] for i in order], [offsets[i] - low for i in order]
+        first += low
+    # Each id's position; built from the end, so a duplicated id maps to its first copy.
+    pos = {s.span_id: i for i, s in zip(range(len(uniq) - 1, -1, -1), reversed(uniq))}
+    parent = [pos.get(s.parent_span_id, -1) for s in uniq]   # absent parent: a root
+    if len(pos) < len(uniq):                          # a span id seen twice: keep one copy
+        kept = bytearray(len(uniq))                   # 1 at each position pos points to
+        for i in pos.values():
+            kept[i] = 1
+        renumber = [n - 1 for n in accumulate(kept)]  # old position -> position once dropped
+        uniq = list(compress(uniq, kept))
+        offsets = list(compress(offsets, kept))
+        parent = [renumber[p] if p >= 0 else -1 for p in compress(parent, kept)]
     index = _Index()
-    index.key, index.spans, index.parent, index.starts = key, uniq, parent, starts
-    index.ends = list(map(add, starts, [s.duration_ms for s in uniq]))
+    index.key, index.spans, index.parent = key, uniq, parent
+    index.start_ms, index.offsets = first, offsets
+    index.durations = [s.duration_ms + 0.0 for s in uniq]   # + 0.0: a copy, see above
+    index.ends = list(map(add, index.offsets, index.durations))
     index.depth = _depths(parent)
     return index
 
@@ -98,7 +124,7 @@ def _depths(parent: list[int]) -> list[int]:
     """Each span's depth (0 for a root), breaking any cycle of parent links.
 
     Usually a parent started before its child, so it comes first and its depth is known. When
-    it does not (clocks of two machines disagree), walk up the chain of parents to a span
+    it does not (the clocks of two machines disagree), walk up the chain of parents to a span
     already done (-1 = not seen, -2 = on the chain being walked). Broken input must not loop
     forever: in a cycle of parent links (impossible in a real trace, but one bad exporter is
     enough) the earliest span of the cycle becomes a root.
@@ -129,23 +155,55 @@ def _depths(parent: list[int]) -> list[int]:
     return depth
 
 
+_gc_lock = threading.Lock()
+_gc_users = 0
+_gc_saved = (700, 10, 10)
+
+
+@contextlib.contextmanager
+def _building_large_result() -> Iterator[None]:
+    """Hold off CPython's full garbage collections while a large result is built.
+
+    Each time enough new containers survive, the collector walks every object in the process;
+    a tree of a million nodes would set off several such walks for nothing (it holds no
+    cycles). Young collections still run, and the thresholds come back afterwards (counted, so
+    that threads analysing at once restore them only when the last one is done).
+    """
+    global _gc_users, _gc_saved
+    with _gc_lock:
+        if _gc_users == 0:
+            _gc_saved = gc.get_threshold()
+            gc.set_threshold(_gc_saved[0], _gc_saved[1], max(_gc_saved[2], 1_000_000))
+        _gc_users += 1
+    try:
+        yield
+    finally:
+        with _gc_lock:
+            _gc_users -= 1
+            if _gc_users == 0:
+                gc.set_threshold(*_gc_saved)
+
+
+# --- the analyses ------------------------------------------------------------------------------
+
 def build_trace_tree(spans: list[SpanRecord]) -> list[TraceNode]:
     """The trace as a forest: one node per distinct span; roots and children in start order."""
     index = _index(spans)
-    nodes: list[TraceNode] = [{"span": s, "children": []} for s in index.spans]
-    roots = []
-    for node, p in zip(nodes, index.parent):          # in start order, so children are too
-        if p < 0:
-            roots.append(node)
-        else:
-            nodes[p]["children"].append(node)
+    with _building_large_result():
+        nodes: list[TraceNode] = [{"span": s, "children": []} for s in index.spans]
+        roots = []
+        for node, p in zip(nodes, index.parent):      # in start order, so children are too
+            if p < 0:
+                roots.append(node)
+            else:
+                nodes[p]["children"].append(node)
     return roots
 
 
 def calculate_total_duration(spans: list[SpanRecord]) -> float:
     """Latest end minus earliest start, in ms: the trace as the user lived it (0 if empty)."""
     index = _index(spans)
-    return max(index.ends) - index.starts[0] if index.starts else 0.0
+    return max(index.ends) if index.ends else 0.0   # offsets start at 0
 
 
 class _Clipped:
@@ -180,12 +238,12 @@ def calculate_critical_path(tree: list[TraceNode]) -> list[dict]:
         if node["span"].duration_ms > root["span"].duration_ms:
             root = node
 
-    found: list[tuple[SpanRecord, float, float]] = []  # (span, start, end), latest first
     by_end = attrgetter("end", "start")
 
     def enter(node: TraceNode, start: float, end: float) -> list:
-        # A frame: the node, its interval, the next-point, its usable children latest-ending
-        # first, and a cursor into them.
+        # A frame: [node, its start, the current point, usable children, cursor]. Children
+        # are sorted latest end first (then latest start), and the point only moves back, so
+        # one cursor finds each next child and a child skipped once stays skipped.
         kids = []
         for child in node["children"]:
             c = child["span"]
@@ -193,16 +251,17 @@ def calculate_critical_path(tree: list[TraceNode]) -> list[dict]:
             s, e = max(c_start, start), min(c_end, end)
             if s < e or (start <= c_start and c_end <= end):   # else wholly outside
                 kids.append(_Clipped(child, s, e))
-        kids.sort(key=by_end, reverse=True)          # stable: equal ends keep start order...
+        kids.sort(key=by_end, reverse=True)           # stable: equal keys keep start order
         return [node, start, end, kids, 0]
 
+    found: list[tuple[SpanRecord, float, float]] = []  # (span, start, end), latest first
     r = root["span"]
     stack = [enter(root, r.start_ms, r.start_ms + r.duration_ms)]
     while stack:
         frame = stack[-1]
         node, start, point, kids, k = frame
-        while k < len(kids) and kids[k].end > point:  # ...and point only moves back, so a
-            k += 1                                    # child skipped once stays skipped
+        while k < len(kids) and kids[k].end > point:
+            k += 1
         if k < len(kids):
             child = kids[k]
             found.append((node["span"], child.end, point))   # own time after the child
@@ -232,13 +291,14 @@ def identify_bottlenecks(spans: list[SpanRecord], *, threshold_ms: float = 1000.
     Self time = duration minus the union of the children's intervals, each clipped to the span:
     two children running in parallel do not count twice, and a child that overran its parent
     cannot make the parent's self time negative. Ranking by self time rather than duration
-    points at the operation that is slow itself, not at every ancestor of it.
+    points at the operation that is slow itself, not at every ancestor of it. Equal self times
+    keep start order.
     """
     index = _index(spans)
-    starts, ends, n = index.starts, index.ends, len(index.spans)
+    starts, ends, n = index.offsets, index.ends, len(index.spans)
     covered = [0.0] * n
     # Each span's current run of merged child time. Spans are visited in start order, so each
-    # parent meets its children in start order and one run at a time is enough.
+    # parent meets its children in start order and one run per parent is enough.
     run_start = [0.0] * n
     run_end = [float("-inf")] * n
     for i, p in enumerate(index.parent):
@@ -254,34 +314,48 @@ def identify_bottlenecks(spans: list[SpanRecord], *, threshold_ms: float = 1000.
             run_start[p], run_end[p] = s, e
         elif e > run_end[p]:
             run_end[p] = e
-    total = calculate_total_duration(spans)
     found = []
-    for i, span in enumerate(index.spans):
+    for i, duration in enumerate(index.durations):
         if run_end[i] > run_start[i]:
             covered[i] += run_end[i] - run_start[i]
-        self_time = span.duration_ms - covered[i]
+        self_time = max(duration - covered[i], 0.0)  # never below 0 by a rounding error
         if self_time >= threshold_ms:
-            found.append((max(self_time, 0.0), span))
+            found.append((self_time, i))
     found.sort(key=lambda f: f[0], reverse=True)      # stable: equal self times keep start order
+    total = calculate_total_duration(spans)
     return [{"span_id": span.span_id, "operation": span.name, "service": span.service,
              "duration_ms": span.duration_ms, "self_time_ms": self_time,
              "percentage_of_total": self_time / total * 100 if total > 0 else 0.0}
-            for self_time, span in found[:max(top, 0)]]
+            for self_time, i in found[:max(top, 0)] for span in (index.spans[i],)]
 
 
 def build_timeline(spans: list[SpanRecord]) -> list[dict]:
     """One entry per span in start order (a parent before a child that starts with it), with
     its offset from the trace start and its depth in the tree (roots are 0): a waterfall."""
     index = _index(spans)
-    uniq, starts, depth = index.spans, index.starts, index.depth
-    order: Any = range(len(uniq))                     # the index is in start order already...
-    if any(map(eq, starts, starts[1:])):              # ...but equal starts go by depth
-        order = sorted(order, key=lambda i: (starts[i], depth[i]))
-    trace_start = starts[0] if starts else 0.0
-    return [{"span_id": s.span_id, "parent_span_id": s.parent_span_id, "name": s.name,
-             "service": s.service, "offset_ms": s.start_ms - trace_start,
-             "duration_ms": s.duration_ms, "depth": depth[i], "status": s.status}
-            for i in order for s in (uniq[i],)]
+    uniq, offsets, durations, depth = index.spans, index.offsets, index.durations, index.depth
+    order: Any = range(len(uniq))                     # the index is in start order already,
+    runs = _runs_of_equal(offsets)                    # but spans starting together go by
+    if runs:                                          # depth, so a parent comes first
+        order = list(order)
+        for first, end in runs:
+            order[first:end] = sorted(order[first:end], key=depth.__getitem__)
+    with _building_large_result():
+        return [{"span_id": s.span_id, "parent_span_id": s.parent_span_id, "name": s.name,
+                 "service": s.service, "offset_ms": offsets[i], "duration_ms": durations[i],
+                 "depth": depth[i], "status": s.status}
+                for i in order for s in (uniq[i],)]
+
+
+def _runs_of_equal(values: list[float]) -> list[list[int]]:
+    """[first, end) of each run of two or more equal neighbours in `values`."""
+    runs: list[list[int]] = []
+    for i in compress(range(1, len(values)), map(eq, values, values[1:])):
+        if runs and runs[-1][1] == i:
+            runs[-1][1] = i + 1
+        else:
+            runs.append([i - 1, i + 1])
+    return runs
 
 
 def build_service_dependencies(spans: list[SpanRecord]) -> list[dict]:
@@ -307,7 +381,7 @@ def build_service_dependencies(spans: list[SpanRecord]) -> list[dict]:
             edge[0] += 1
             edge[1] += uniq[i].status == "ERROR"
     for i, span in enumerate(uniq):
-        if span.kind != "CLIENT" or has_child[i]:
+        if has_child[i] or span.kind != "CLIENT":
             continue
         attrs = span.attributes
         target = (attrs.get("db.system") or attrs.get("peer.service")
@@ -320,6 +394,8 @@ def build_service_dependencies(spans: list[SpanRecord]) -> list[dict]:
             for (caller, callee), (calls, errors) in sorted(edges.items())]
 
 
+# --- the endpoint --------------------------------------------------------------------------------
+
 @router.get("/traces/{trace_id}")
 def get_trace_details(
     trace_id: str,
@@ -329,7 +405,8 @@ def get_trace_details(
     """Everything above for one trace, read from the span store in use.
 
     `trace_id` is 32 hex digits (a UUID's dashes are removed first): 422 otherwise, 404 when no
-    span of that trace is stored.
+    span of that trace is stored. A plain `def`: FastAPI runs it in a worker thread, so a slow
+    store (SQLite, Application Insights) does not hold up the event loop.
     """
     try:
         tid = normalize_trace_id(trace_id)
@@ -337,18 +414,21 @@ def get_trace_details(
         raise HTTPException(422, detail=f"trace_id must be 32 hex digits, got {trace_id!r}")
     try:
         spans = get_span_store().get_trace(tid)
-    except ImportError as exc:                       # e.g. KqlSpanStore without its package
+    except ImportError as exc:                        # e.g. KqlSpanStore without its package
         raise HTTPException(503, detail=str(exc))
     if not spans:
         raise HTTPException(404, detail=f"no span of trace {tid} is stored")
-    tree = build_trace_tree(spans)
-    return {
-        "trace_id": tid,
-        "total_duration_ms": calculate_total_duration(spans),
-        "service_count": len({s.service for s in spans}),
-        "span_count": len({s.span_id for s in spans}),
-        "critical_path": calculate_critical_path(tree),
-        "bottlenecks": identify_bottlenecks(spans, threshold_ms=threshold_ms, top=top),
-        "timeline": build_timeline(spans),
-        "service_map": build_service_dependencies(spans),
-    }
+    try:
+        tree = build_trace_tree(spans)
+        return {
+            "trace_id": tid,
+            "total_duration_ms": calculate_total_duration(spans),
+            "service_count": len({s.service for s in spans}),
+            "span_count": len(_index(spans).spans),
+            "critical_path": calculate_critical_path(tree),
+            "bottlenecks": identify_bottlenecks(spans, threshold_ms=threshold_ms, top=top),
+            "timeline": build_timeline(spans),
+            "service_map": build_service_dependencies(spans),
+        }
+    finally:
+        _forget_index()
