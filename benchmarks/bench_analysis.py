@@ -12,7 +12,10 @@ exporter delivers them) and listed in start order (as the span stores return a t
 
 It times the six analysis functions together (`build_trace_tree`, `calculate_total_duration`,
 `calculate_critical_path`, `identify_bottlenecks`, `build_timeline`,
-`build_service_dependencies`), best of `--repeat` runs, and checks the targets:
+`build_service_dependencies`), as the endpoint calls them, best of `--repeat` runs. The
+verdict uses the process's CPU time, which other work on a shared machine does not inflate
+(the wall-clock time is printed beside it); freeing the input and the results is not timed.
+The targets:
 
 - 100,000 spans in under 1 s;
 - 1,000,000 spans in less than 12 times the time of 100,000 (the analysis is O(n log n)).
@@ -146,18 +149,19 @@ def analyse(spans: list[SpanRecord]) -> tuple:
             build_service_dependencies(spans))
 
 
-def best_time(trace: list[tuple], repeat: int) -> float:
-    """The best of `repeat` analyses, each of fresh records (nothing carried over)."""
-    times = []
+def best_time(trace: list[tuple], repeat: int) -> tuple[float, float]:
+    """The best CPU and wall-clock times of `repeat` analyses, each of fresh records."""
+    cpu, wall = [], []
     for _ in range(repeat):
         spans = records(trace)
         gc.collect()
-        started = time.process_time()
+        started_cpu, started_wall = time.process_time(), time.perf_counter()
         results = analyse(spans)
-        times.append(time.process_time() - started)
+        cpu.append(time.process_time() - started_cpu)
+        wall.append(time.perf_counter() - started_wall)
         del spans, results
         analyse([])      # an empty trace: nothing of this run is held over into the next
-    return min(times)
+    return min(cpu), min(wall)
 
 
 def peak_memory_mb(trace: list[tuple]) -> float:
@@ -182,9 +186,10 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[int, float] = {}
     for size in args.sizes:
         trace = make_trace(size)
-        seconds = best_time(trace, args.repeat)
+        seconds, wall = best_time(trace, args.repeat)
         results[size] = seconds
-        line = f"{size:>9,} spans: {seconds:7.3f} s (best of {args.repeat})"
+        line = (f"{size:>9,} spans: {seconds:7.3f} s CPU ({wall:.3f} s wall), "
+                f"best of {args.repeat}")
         if not args.no_memory:
             line += f", peak memory of one analysis {peak_memory_mb(trace):7.1f} MiB"
         print(line, flush=True)

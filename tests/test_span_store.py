@@ -195,7 +195,7 @@ def test_span_store_exporter_writes_to_a_store_and_never_raises(ss):
 def _write_spans(module_path: str, db: str, writer: int, barrier, batches: int, size: int) -> None:
     ss = load_span_store(module_path)
     store = ss.SqliteSpanStore(db)
-    barrier.wait()                                          # both processes start together
+    barrier.wait(timeout=60)                                # both processes start together
     for b in range(batches):
         store.add([ss.SpanRecord(trace_id=f"{writer + 1:032x}",
                                  span_id=f"{writer:08x}{b * size + i:08x}", name=f"w{writer}",
@@ -214,8 +214,14 @@ def test_sqlite_store_takes_writes_from_two_processes_at_once(ss, tmp_path):
                for w in range(2)]
     for p in writers:
         p.start()
-    for p in writers:
-        p.join(timeout=120)
+    try:
+        for p in writers:
+            p.join(timeout=120)
+    finally:
+        for p in writers:                                   # never leave one behind
+            if p.is_alive():
+                p.kill()
+                p.join()
     assert [p.exitcode for p in writers] == [0, 0]
 
     store = ss.SqliteSpanStore(db)

@@ -40,6 +40,7 @@ import logging
 import os
 import sqlite3
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -277,6 +278,7 @@ class ExporterBackedSpanStore:
 _COLUMNS = ("trace_id", "span_id", "parent_span_id", "name", "service", "kind", "start_ms",
             "duration_ms", "status", "status_description", "attributes", "events")
 _SCHEMA = """
+BEGIN IMMEDIATE;
 CREATE TABLE IF NOT EXISTS spans (
     trace_id TEXT NOT NULL, span_id TEXT NOT NULL, parent_span_id TEXT,
     name TEXT NOT NULL, service TEXT NOT NULL, kind TEXT NOT NULL,
@@ -284,6 +286,7 @@ CREATE TABLE IF NOT EXISTS spans (
     status_description TEXT, attributes TEXT NOT NULL, events TEXT NOT NULL,
     PRIMARY KEY (trace_id, span_id));
 CREATE INDEX IF NOT EXISTS spans_by_start ON spans (start_ms);
+COMMIT;
 """
 
 
@@ -291,24 +294,34 @@ class SqliteSpanStore:
     """Spans in one SQLite file that several processes can write at the same time.
 
     WAL mode lets readers carry on while one writer writes; the busy timeout makes a second
-    writer wait for the lock instead of failing. Each thread of each process gets its own
-    connection (a connection must never cross a thread or a fork).
+    writer wait for the lock instead of failing. Every write transaction takes the write lock
+    when it begins (BEGIN IMMEDIATE): a transaction that read first and wanted to write later
+    could find another process's commit in between, and fail at once. Each thread of each
+    process gets its own connection (a connection must never cross a thread or a fork).
     """
 
     def __init__(self, path: str | os.PathLike[str], *, timeout_s: float = 30.0) -> None:
         self.path = os.fspath(path)
         self._timeout_s = timeout_s
         self._local = threading.local()
-        with self._connect() as conn:
-            conn.executescript(_SCHEMA)
+        conn = self._connect()
+        deadline = time.monotonic() + timeout_s
+        while True:  # WAL is a property of the file, set once; another process may hold it
+            try:
+                conn.execute("PRAGMA journal_mode = WAL")
+                break
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.01)
+        conn.executescript(_SCHEMA)
 
     def _connect(self) -> sqlite3.Connection:
         held = getattr(self._local, "conn", None)
         if held is not None and held[0] == os.getpid():
             return held[1]
-        conn = sqlite3.connect(self.path, timeout=self._timeout_s)
+        conn = sqlite3.connect(self.path, timeout=self._timeout_s, isolation_level="IMMEDIATE")
         conn.execute(f"PRAGMA busy_timeout = {int(self._timeout_s * 1000)}")
-        conn.execute("PRAGMA journal_mode = WAL")
         conn.execute("PRAGMA synchronous = NORMAL")
         self._local.conn = (os.getpid(), conn)
         return conn

@@ -29,7 +29,8 @@ Every walk is a loop, never a recursion, so a trace thousands of levels deep can
 Python's recursion limit; everything is O(n log n), so a trace of 100,000 spans is analysed
 in well under a second (`benchmarks/bench_analysis.py`). The functions share one index of the
 trace (sorted once, spans found by id through one dict), built by whichever is called first
-and reused by the others for the same spans.
+and reused by the others for the same spans; and CPython's full garbage collections are held
+off while the large results (the tree, the timeline) are built.
 """
 from __future__ import annotations
 
@@ -62,7 +63,7 @@ class _Index:
     keep more precision than epoch times; the numbers are new objects, side by side in memory,
     which keeps the walks over a million spans quick."""
 
-    __slots__ = ("key", "spans", "start_ms", "offsets", "durations", "ends", "parent", "depth")
+    __slots__ = ("key", "spans", "offsets", "durations", "ends", "parent", "depth")
 
 
 _last: _Index | None = None
@@ -78,8 +79,9 @@ def _index(spans: list[SpanRecord]) -> _Index:
     global _last
     spans = spans if isinstance(spans, list) else list(spans)
     last = _last
+    # list == compares identities before calling __eq__: the very same spans compare quickly.
     if last is not None and len(last.key) == len(spans) and last.key == spans:
-        return last              # list == checks identity before __eq__: the same spans are cheap
+        return last
     _last = index = _build_index(list(spans))
     return index
 
@@ -91,15 +93,14 @@ def _forget_index() -> None:
 
 
 def _build_index(key: list[SpanRecord]) -> _Index:
-    first = key[0].start_ms if key else 0.0
+    first = key[0].start_ms if key else 0.0            # offsets from the first span given...
     offsets = [s.start_ms - first for s in key]
     if all(map(le, offsets, offsets[1:])):            # already in start order, as stores give
         uniq = key
     else:                                             # a stable sort: ties keep input order
         order = sorted(range(len(key)), key=offsets.__getitem__)
-        low = offsets[order[0]]                       # the earliest start becomes offset 0
+        low = offsets[order[0]]                       # ...then from the earliest start
         uniq, offsets = [key[i] for i in order], [offsets[i] - low for i in order]
-        first += low
     # Each id's position; built from the end, so a duplicated id maps to its first copy.
     pos = {s.span_id: i for i, s in zip(range(len(uniq) - 1, -1, -1), reversed(uniq))}
     parent = [pos.get(s.parent_span_id, -1) for s in uniq]   # absent parent: a root
@@ -113,7 +114,7 @@ def _build_index(key: list[SpanRecord]) -> _Index:
         parent = [renumber[p] if p >= 0 else -1 for p in compress(parent, kept)]
     index = _Index()
     index.key, index.spans, index.parent = key, uniq, parent
-    index.start_ms, index.offsets = first, offsets
+    index.offsets = offsets
     index.durations = [s.duration_ms + 0.0 for s in uniq]   # + 0.0: a copy, see above
     index.ends = list(map(add, index.offsets, index.durations))
     index.depth = _depths(parent)
