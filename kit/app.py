@@ -14,6 +14,10 @@ from kit.runner import GradingError, run_checks
 from kit.targets import TargetError, resolve_target
 
 
+#: One grading child per core for a single tree (the checks are independent).
+CORES = max(1, min(os.cpu_count() or 1, 4))
+
+
 def _valid_only(only: str | None) -> None:
     if only is None:
         return
@@ -43,7 +47,7 @@ def grade_command(args: Namespace) -> int:
             label = target.label if args.target else str(target_path.relative_to(ROOT)) + "/"
             if args.watch:
                 return _watch(target.path, label, args)
-            report = run_checks(target.path, only=args.only, check_timeout_s=args.timeout)
+            report = run_checks(target.path, only=args.only, check_timeout_s=args.timeout, split=CORES)
     except (TargetError, GradingError) as exc:
         sys.stderr.write(f"grade.py: {exc}\n")
         return 2
@@ -87,7 +91,7 @@ def _watch(tree: Path, label: str, args: Namespace) -> int:
         console.print("[dim]watching the learner files; save one to grade again, Ctrl-C to stop[/]")
 
     try:
-        watch(tree, lambda: run_checks(tree, only=args.only, check_timeout_s=args.timeout), show)
+        watch(tree, lambda: run_checks(tree, only=args.only, check_timeout_s=args.timeout, split=CORES), show)
     except KeyboardInterrupt:
         return 0
     return 0

@@ -126,7 +126,8 @@ def _warm_up() -> list[dict]:
         why = " ".join(line.strip() for line in said.getvalue().splitlines() if line.strip())
         raise RuntimeError(f"the checks could not be collected: {why or f'pytest exit code {code}'}")
     if any(name == "services" or name.startswith("services.") for name in sys.modules):
-        raise RuntimeError("collecting the checks imported learner code (services.*): a check imports it at module level")
+        raise RuntimeError("collecting the checks imported learner code (services.*): "
+                           "a check imports it at module level")
     return collected[0]["checks"]
 
 

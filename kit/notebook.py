@@ -456,7 +456,7 @@ def check(step: int | str | None = None, *, timeout_s: float = 10.0):
         grading_history.append({"step": only, "error": "no checks"})
         return GradingProblem(f"no check grades Step {only} yet (the kit has none for it)")
     try:
-        report = run_checks(current_tree(), only=only, check_timeout_s=timeout_s)
+        report = run_checks(current_tree(), only=only, check_timeout_s=timeout_s, split=2)
     except GradingError as exc:
         grading_history.append({"step": only, "error": str(exc)})
         return GradingProblem(str(exc))

@@ -102,7 +102,8 @@ def assemble_submission(submission: Path, dest: Path, exercise: Path = ROOT / "e
                 notes.append(f"{learner_file}: not in the submission (the unchanged exercise file was graded)")
                 continue
             shutil.copyfile(found, dest / learner_file)
-            notes.append(f"{learner_file}: graded from {found.name if found.is_relative_to(unpacked) else found.relative_to(submission)}")
+            source = found.name if found.is_relative_to(unpacked) else found.relative_to(submission)
+            notes.append(f"{learner_file}: graded from {source}")
     finally:
         shutil.rmtree(unpacked, ignore_errors=True)
     return notes

@@ -33,6 +33,7 @@ import os
 import signal
 import sys
 import threading
+import time
 import traceback
 from pathlib import Path
 
@@ -46,6 +47,8 @@ from kit.learner import describe_exception
 MAX_MESSAGE = 4000
 AFTER_TIMEOUT_S = 3.0
 STUCK_GRACE_S = 1.0
+#: The most a learner module's own code may take to import, inside a check's limit.
+IMPORT_LIMIT_S = 5.0
 #: The child's exit code when it leaves after a stuck check (the runner starts a fresh one).
 EXIT_STUCK = 75
 
@@ -63,10 +66,13 @@ def check_meta(item: pytest.Item) -> dict | None:
             "todo": marker.kwargs.get("todo")}
 
 
-def _message(excinfo: pytest.ExceptionInfo, timeout_s: float) -> str:
+def _message(excinfo: pytest.ExceptionInfo, timeout_s: float, import_hung: str | None = None) -> str:
     exc = excinfo.value
     if isinstance(exc, CheckFailure):
         text = exc.learner_message()
+    elif isinstance(exc, CheckTimeout) and import_hung:
+        text = (f"timed out: importing {import_hung} took more than {IMPORT_LIMIT_S:g} s"
+                f"{_learner_frame(exc)} (an endless loop at import?)")
     elif isinstance(exc, CheckTimeout):
         text = f"timed out after {timeout_s:g} s{_learner_frame(exc)}"
     elif isinstance(exc, SystemExit):
@@ -109,18 +115,23 @@ def _learner_code_running_elsewhere(target: str | None) -> bool:
 
 
 class _WatchedLoader:
-    """A learner module's loader that says when the module's code starts and ends running."""
+    """A learner module's loader that says when the module's code starts and ends running,
+    and gives it at most `IMPORT_LIMIT_S` to run (an import takes milliseconds)."""
 
-    def __init__(self, loader, name: str, emit) -> None:
-        self._loader, self._name, self._emit = loader, name, emit
+    def __init__(self, loader, name: str, recorder: "Recorder") -> None:
+        self._loader, self._name, self._recorder = loader, name, recorder
 
     def create_module(self, spec):
         return self._loader.create_module(spec)
 
     def exec_module(self, module) -> None:
-        self._emit(event="importing", module=self._name)
-        self._loader.exec_module(module)
-        self._emit(event="imported", module=self._name)
+        self._recorder._emit(event="importing", module=self._name)
+        token = self._recorder._import_started(self._name)
+        try:
+            self._loader.exec_module(module)
+        finally:
+            self._recorder._import_ended(token)
+        self._recorder._emit(event="imported", module=self._name)
 
     def __getattr__(self, name):  # get_source, get_filename, ... as the real loader
         return getattr(self._loader, name)
@@ -132,8 +143,8 @@ class _ImportWatcher:
     at once the modules that ended a grading process before (`doomed`), instead of dying again
     for every check."""
 
-    def __init__(self, emit, doomed: dict[str, str]) -> None:
-        self._emit, self._doomed = emit, doomed
+    def __init__(self, recorder: "Recorder", doomed: dict[str, str]) -> None:
+        self._recorder, self._doomed = recorder, doomed
 
     def find_spec(self, name, path, target=None):
         if not (name == "services" or name.startswith("services.")):
@@ -146,7 +157,7 @@ class _ImportWatcher:
             spec = finder.find_spec(name, path, target)
             if spec is not None:
                 if spec.loader is not None and hasattr(spec.loader, "exec_module"):
-                    spec.loader = _WatchedLoader(spec.loader, name, self._emit)
+                    spec.loader = _WatchedLoader(spec.loader, name, self._recorder)
                 return spec
         return None
 
@@ -171,7 +182,9 @@ class Recorder:
         # (a monkeypatch at import) cannot change how results are reported.
         self._emit = self._emit
         self._finish = self._finish
-        self._watcher = _ImportWatcher(self._emit, dict(doomed or {}))
+        self._importing: list[str] = []       # learner modules whose code is running now
+        self._import_hung: str | None = None  # the module whose import ran past its limit
+        self._watcher = _ImportWatcher(self, dict(doomed or {}))
         sys.meta_path.insert(0, self._watcher)
 
     def pytest_configure(self, config) -> None:
@@ -222,12 +235,14 @@ class Recorder:
         if self._guard is None:  # before the first check, so before any learner code runs
             guard = ModuleGuard().take()
             self._guard, self._guard_changes, self._guard_restore = guard, guard.changes, guard.restore
-        self._timed_out = None
+        self._timed_out = self._import_hung = None
         self._emit(event="started", nodeid=item.nodeid, limit=self.limit_s)
 
         def on_alarm(signum, frame):
             if self._timed_out is None:
                 self._timed_out = item.nodeid
+                if self._importing:
+                    self._import_hung = self._importing[-1]
                 signal.setitimer(signal.ITIMER_REAL, STUCK_GRACE_S)
                 raise CheckTimeout()
             # Still stuck after the timeout: report it now and leave (the runner goes on).
@@ -255,6 +270,22 @@ class Recorder:
                                                                 and str(item.config.workshop_target)):
             _leave(EXIT_STUCK)  # a thread still runs the learner's code: the next check starts afresh
 
+    def _import_started(self, module: str):
+        """Shorten the check's alarm to `IMPORT_LIMIT_S` while `module`'s code runs."""
+        self._importing.append(module)
+        remaining = signal.getitimer(signal.ITIMER_REAL)[0]
+        if remaining <= 0 or self._timed_out is not None or remaining <= IMPORT_LIMIT_S:
+            return None
+        signal.setitimer(signal.ITIMER_REAL, IMPORT_LIMIT_S)
+        return remaining, time.monotonic()
+
+    def _import_ended(self, token) -> None:
+        self._importing.pop()
+        if token is None or self._timed_out is not None:
+            return
+        remaining, started = token
+        signal.setitimer(signal.ITIMER_REAL, max(remaining - (time.monotonic() - started), 0.001))
+
     def _finish(self, item, message: str | None) -> None:
         """Emit the check's result (after undoing and reporting any tampering)."""
         replaced = self._guard_changes() if self._guard is not None else []
@@ -278,7 +309,7 @@ class Recorder:
             self.finished.add(item.nodeid)
         if report.outcome == "failed" and item.nodeid not in self.failures:
             if call.excinfo is not None:
-                self.failures[item.nodeid] = _message(call.excinfo, self.limit_s)
+                self.failures[item.nodeid] = _message(call.excinfo, self.limit_s, self._import_hung)
                 if call.excinfo.errisinstance(CheckTimeout):
                     self.limit_s = min(self.limit_s, AFTER_TIMEOUT_S)
             else:

@@ -317,14 +317,14 @@ def print_selftest(result: SelftestResult, console=None) -> None:
     table = Table(title="Mutants (selftest/*.patch)", title_justify="left", box=None, pad_edge=False)
     table.add_column("", no_wrap=True)
     table.add_column("mutant", no_wrap=True)
-    table.add_column("must lose")
-    table.add_column("lost")
-    table.add_column("checks failed", justify="right")
+    table.add_column("must lose", no_wrap=True)
+    table.add_column("lost", no_wrap=True)
+    table.add_column("failed", justify="right")
     for o in result.outcomes:
         mark = "[green]✓[/]" if o.ok else "[red]✗[/]"
-        must = ", ".join(c for c in o.mutant.lose if c not in o.pending) + \
-            (f" [dim](pending: {', '.join(o.pending)})[/]" if o.pending else "")
-        table.add_row(mark, o.mutant.name, must, ", ".join(o.lost) or "-", str(len(o.killed)))
+        must = "\n".join([c for c in o.mutant.lose if c not in o.pending]
+                         + [f"[dim]{c} (no checks yet)[/]" for c in o.pending])
+        table.add_row(mark, o.mutant.name, must, "\n".join(o.lost) or "-", str(len(o.killed)))
     console.print(table)
     for o in result.outcomes:
         if o.ok:

@@ -124,7 +124,8 @@ def test_one_submission_graded_ten_times_gets_the_same_result(tmp_path):
     tree = tmp_path / "tree"
     shutil.copytree(ROOT / "solution", tree)
     http_client = tree / "services" / "shared" / "http_client.py"
-    http_client.write_text(http_client.read_text().replace('        headers["X-Service-Name"] = self.service_name\n', ""))
+    caller = '        headers["X-Service-Name"] = self.service_name\n'
+    http_client.write_text(http_client.read_text().replace(caller, ""))
     zygote = shared_zygote()
     with ThreadPoolExecutor(2) as pool:
         reports = list(pool.map(lambda _: run_checks(tree, check_timeout_s=10, zygote=zygote), range(10)))
