@@ -57,7 +57,7 @@ from kit.plugin import Recorder  # noqa: E402
 #: What the warm parent imports once, so that no child pays for it. Never learner code.
 WARM_MODULES = (
     "asyncio", "sqlite3", "json", "logging", "uuid", "hashlib", "decimal",
-    "fastapi", "fastapi.responses", "starlette.middleware.base", "pydantic", "pydantic.v1", "pydantic_settings",
+    "fastapi", "fastapi.responses", "pydantic", "pydantic_settings",
     "anyio._backends._asyncio", "anyio.streams.memory", "anyio.streams.stapled", "anyio.streams.tls",
     "httpx", "respx", "structlog", "structlog.testing", "redis", "redis.asyncio", "fakeredis",
     "opentelemetry.trace", "opentelemetry.baggage", "opentelemetry.baggage.propagation",
@@ -67,7 +67,7 @@ WARM_MODULES = (
     "opentelemetry.sdk.trace.export.in_memory_span_exporter", "opentelemetry.util.http",
     "opentelemetry.propagators.b3", "opentelemetry.instrumentation.fastapi",
     "opentelemetry.instrumentation.httpx", "opentelemetry.instrumentation.sqlite3",
-    "opentelemetry.instrumentation.redis", "opentelemetry.exporter.otlp.proto.http.trace_exporter",
+    "opentelemetry.instrumentation.redis",
     "pytest_asyncio.plugin", "kit.mesh", "kit.spans", "kit.traceview", "kit.expect", "kit.learner",
 )
 
