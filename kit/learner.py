@@ -18,12 +18,19 @@ from kit.expect import CheckTimeout, fail
 _hung_import: str | None = None
 
 
+def learner_frame(exc: BaseException, word: str = "in") -> str:
+    """f" {word} <learner file> line L" for the innermost frame of the learner's code in the
+    exception's traceback, or "" when the exception did not pass through it."""
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if "/services/" in f.filename]
+    if not frames:
+        return ""
+    return f" {word} {frames[-1].filename.rsplit('/services/', 1)[-1]} line {frames[-1].lineno}"
+
+
 def _where(exc: BaseException) -> str:
     if isinstance(exc, SyntaxError):
         return f"{type(exc).__name__} in {exc.filename.rsplit('/services/', 1)[-1] if exc.filename else '?'} line {exc.lineno}: {exc.msg}"
-    frames = [f for f in traceback.extract_tb(exc.__traceback__) if "/services/" in f.filename]
-    where = f" at {frames[-1].filename.rsplit('/services/', 1)[-1]} line {frames[-1].lineno}" if frames else ""
-    return f"{type(exc).__name__}{where}: {exc}"
+    return f"{type(exc).__name__}{learner_frame(exc, 'at')}: {exc}"
 
 
 def load(module: str) -> ModuleType:
@@ -34,9 +41,7 @@ def load(module: str) -> ModuleType:
     try:
         return importlib.import_module(module)
     except CheckTimeout as exc:
-        frames = [f for f in traceback.extract_tb(exc.__traceback__) if "/services/" in f.filename]
-        where = f" in {frames[-1].filename.rsplit('/services/', 1)[-1]} line {frames[-1].lineno}" if frames else ""
-        _hung_import = f"importing the services never finished (an endless loop at import{where}?)"
+        _hung_import = f"importing the services never finished (an endless loop at import{learner_frame(exc)}?)"
         raise
     except Exception as exc:  # the learner's file is broken: say where, not how the kit noticed
         fail(did=f"imported {module}", expected="the module to import cleanly",

@@ -34,7 +34,6 @@ import signal
 import sys
 import threading
 import time
-import traceback
 from pathlib import Path
 
 import pytest
@@ -42,7 +41,7 @@ import pytest
 from kit.course import load_course
 from kit.expect import CheckFailure, CheckTimeout
 from kit.integrity import ModuleGuard, sign
-from kit.learner import describe_exception
+from kit.learner import describe_exception, learner_frame
 
 MAX_MESSAGE = 4000
 AFTER_TIMEOUT_S = 3.0
@@ -72,24 +71,16 @@ def _message(excinfo: pytest.ExceptionInfo, timeout_s: float, import_hung: str |
         text = exc.learner_message()
     elif isinstance(exc, CheckTimeout) and import_hung:
         text = (f"timed out: importing {import_hung} took more than {IMPORT_LIMIT_S:g} s"
-                f"{_learner_frame(exc)} (an endless loop at import?)")
+                f"{learner_frame(exc)} (an endless loop at import?)")
     elif isinstance(exc, CheckTimeout):
-        text = f"timed out after {timeout_s:g} s{_learner_frame(exc)}"
+        text = f"timed out after {timeout_s:g} s{learner_frame(exc)}"
     elif isinstance(exc, SystemExit):
-        text = f"your code called sys.exit({exc.code!r}){_learner_frame(exc)}; a service must never exit the process"
+        text = f"your code called sys.exit({exc.code!r}){learner_frame(exc)}; a service must never exit the process"
     elif isinstance(exc, AssertionError):
         text = str(exc) or "an assertion failed"
     else:
         text = f"your code raised {describe_exception(exc)}"
     return text if len(text) <= MAX_MESSAGE else text[:MAX_MESSAGE] + "\n... (cut)"
-
-
-def _learner_frame(exc: BaseException) -> str:
-    frames = [f for f in traceback.extract_tb(exc.__traceback__) if "/services/" in f.filename]
-    if not frames:
-        return ""
-    frame = frames[-1]
-    return f" in {frame.filename.rsplit('/services/', 1)[-1]} line {frame.lineno}"
 
 
 def _where(frame) -> str:
