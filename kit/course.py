@@ -35,10 +35,21 @@ class Step:
 
 
 @dataclass(frozen=True)
+class Extension:
+    """One of the workshop's optional extension challenges: graded apart, outside the 100 points."""
+    id: str                      # "E1" .. "E4"
+    title: str
+    files: tuple[str, ...]       # its learner files (E1 and E4 share one)
+    goal: str
+    hints: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class Course:
     title: str
     criteria: tuple[Criterion, ...]
     steps: tuple[Step, ...]
+    extensions: tuple[Extension, ...] = ()
 
     @property
     def max_score(self) -> int:
@@ -56,9 +67,24 @@ class Course:
                 return step
         raise KeyError(f"unknown step {number!r}; known: {', '.join(str(s.number) for s in self.steps)}")
 
+    def extension(self, extension_id: str) -> Extension:
+        for extension in self.extensions:
+            if extension.id.lower() == str(extension_id).lower():
+                return extension
+        raise KeyError(f"unknown extension {extension_id!r}; known: {', '.join(e.id for e in self.extensions)}")
+
+    @property
+    def step_files(self) -> tuple[str, ...]:
+        """The six graded learner files, in step order."""
+        return tuple(step.file for step in self.steps)
+
     @property
     def learner_files(self) -> tuple[str, ...]:
-        return tuple(step.file for step in self.steps)
+        """Every file a learner writes: the six step files, then the extensions' files (once each)."""
+        files = list(self.step_files)
+        for extension in self.extensions:
+            files += [f for f in extension.files if f not in files]
+        return tuple(files)
 
 
 def parse_course(data: dict, source: str = "course.toml") -> Course:
@@ -69,12 +95,16 @@ def parse_course(data: dict, source: str = "course.toml") -> Course:
         steps = tuple(Step(number=int(s["number"]), title=s["title"], file=s["file"],
                            goal=s.get("goal", ""), hints=tuple(s.get("hints", ())))
                       for s in data["steps"])
+        extensions = tuple(Extension(id=e["id"], title=e["title"], files=tuple(e["files"]),
+                                     goal=e.get("goal", ""), hints=tuple(e.get("hints", ())))
+                           for e in data.get("extensions", ()))
     except KeyError as exc:
         raise CourseError(f"{source}: an entry lacks the field {exc.args[0]!r}") from None
-    for kind, ids in (("criterion", [c.id for c in criteria]), ("step", [s.number for s in steps])):
+    for kind, ids in (("criterion", [c.id for c in criteria]), ("step", [s.number for s in steps]),
+                      ("extension", [e.id for e in extensions])):
         if len(set(ids)) != len(ids):
             raise CourseError(f"{source}: a {kind} is listed twice")
-    return Course(title=data.get("title", ""), criteria=criteria, steps=steps)
+    return Course(title=data.get("title", ""), criteria=criteria, steps=steps, extensions=extensions)
 
 
 @lru_cache(maxsize=None)
