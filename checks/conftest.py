@@ -37,7 +37,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
 @pytest.fixture
 async def make_mesh():
-    from kit.mesh import Mesh
+    from kit.harness.mesh import Mesh
 
     meshes = []
 

@@ -1,14 +1,14 @@
 """Small tools the checks share: fake clocks and sleeps, and learner objects built for a check.
 
 Everything here reaches the learner's code only through the contract's names (via
-`kit.learner`), so a different correct implementation is treated exactly like the reference.
+`kit.harness.learner`), so a different correct implementation is treated exactly like the reference.
 """
 from __future__ import annotations
 
 import httpx
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from kit.learner import attr
+from kit.harness.learner import attr
 
 
 class FakeClock:

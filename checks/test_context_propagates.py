@@ -8,14 +8,15 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace as otel_trace
 from opentelemetry.trace import SpanKind
 
-from kit.expect import check, expect
-from kit.learner import attr
-from kit.spans import describe, parent_id, server_spans, service_of, services, span_id, trace_id
+from kit.harness.expect import check, expect
+from kit.harness.learner import attr
+from kit.harness.spans import describe, parent_id, server_spans, service_of, services, trace_id
+from kit.topology import SERVICE_NAMES
 from checks.helpers import make_telemetry
 
 TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 PARENT = "00f067aa0ba902b7"
-ALL_SERVICES = {"api-gateway", "auth-service", "order-service", "inventory-service", "payment-service"}
+ALL_SERVICES = set(SERVICE_NAMES)
 
 
 def _joined_remote_trace(spans, did, expected_trace=TRACE, expected_parent=PARENT):

@@ -19,9 +19,9 @@ from opentelemetry.sdk.trace.id_generator import IdGenerator
 from opentelemetry.sdk.trace.sampling import Decision, Sampler, SamplingResult
 from opentelemetry.trace import SpanKind
 
-from kit.expect import check, expect
-from kit.learner import attr
-from kit.spans import ancestors, describe, exception_events, find, is_error, server_spans, services
+from kit.harness.expect import check, expect
+from kit.harness.learner import attr
+from kit.harness.spans import ancestors, describe, exception_events, find, is_error, server_spans, services
 
 PROVIDER = "api.payment-provider.example"
 MS = 1_000_000                      # nanoseconds in a millisecond

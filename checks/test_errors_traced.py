@@ -9,8 +9,8 @@ import httpx
 import respx
 from opentelemetry.trace import SpanKind
 
-from kit.expect import check, expect
-from kit.spans import ancestors, describe, exception_events, find, is_error, server_spans
+from kit.harness.expect import check, expect
+from kit.harness.spans import ancestors, describe, exception_events, find, is_error, server_spans
 from checks.helpers import make_telemetry, traced_client
 
 PROVIDER = "api.payment-provider.example"

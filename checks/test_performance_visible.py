@@ -7,9 +7,9 @@ an epoch base, so no clock decides anything); two send real orders through the s
 """
 from __future__ import annotations
 
-from kit.expect import check, expect, fail
-from kit.learner import attr
-from kit.spans import server_spans, trace_id
+from kit.harness.expect import check, expect, fail
+from kit.harness.learner import attr
+from kit.harness.spans import server_spans, trace_id
 
 BASE = 1_700_000_000_000.0
 TRACE = "0af7651916cd43dd8448eb211c80319c"

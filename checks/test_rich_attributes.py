@@ -7,9 +7,9 @@ import httpx
 import respx
 from opentelemetry.trace import SpanKind
 
-from kit.expect import check, expect
-from kit.learner import attr
-from kit.spans import describe, find, server_spans, service_of
+from kit.harness.expect import check, expect
+from kit.harness.learner import attr
+from kit.harness.spans import describe, find, server_spans, service_of
 from checks.helpers import make_telemetry
 
 STEPS = ("validate_inventory", "reserve_inventory", "process_payment", "confirm_order")

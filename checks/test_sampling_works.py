@@ -14,13 +14,13 @@ from opentelemetry.sdk.trace.sampling import Decision
 from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, TraceFlags, TraceState
 from structlog.testing import capture_logs
 
-from kit.expect import check, expect
-from kit.learner import attr
-from kit.mesh import SERVICES
-from kit.spans import describe, server_spans, services, trace_id
+from kit.harness.expect import check, expect
+from kit.harness.learner import attr
+from kit.topology import SERVICES, SERVICE_NAMES
+from kit.harness.spans import describe, server_spans, services, trace_id
 from checks.helpers import FakeClock
 
-ALL_SERVICES = {name for name, _ in SERVICES.values()}
+ALL_SERVICES = set(SERVICE_NAMES)
 #: The SERVER span each service makes for one order.
 ORDER_PATHS = {"api-gateway": "/api/orders", "auth-service": "/auth/verify", "order-service": "/orders",
                "inventory-service": "/inventory/check", "payment-service": "/payments/process"}
@@ -145,7 +145,7 @@ async def test_health_probes_use_the_health_ratio(make_mesh):
     mesh = await make_mesh(sampling=_config(ratio=1.0, health_ratio=0.0, slow_threshold_ms=SLOW_MS))
     did = ("called GET /health on each of the five services, then sent an order "
            "(SamplingConfig(ratio=1.0, health_ratio=0.0, slow_threshold_ms=60000))")
-    for key in SERVICES:
+    for key in (s.key for s in SERVICES):
         await mesh.get(key, "/health")
     await mesh.order()
     spans = mesh.spans()

@@ -8,13 +8,13 @@ import respx
 from opentelemetry.sdk.trace.export import SpanExportResult
 from opentelemetry.trace import SpanKind
 
-from kit.expect import check, expect
-from kit.learner import attr
-from kit.mesh import SERVICES
-from kit.spans import children_of, describe, find, parent_id, server_spans, service_of, services, trace_id
+from kit.harness.expect import check, expect
+from kit.harness.learner import attr
+from kit.topology import SERVICE_NAMES
+from kit.harness.spans import describe, find, server_spans, service_of, services, trace_id
 from checks.helpers import FakeClock, RecordingSleep, make_telemetry, traced_client
 
-ALL_SERVICES = {name for name, _ in SERVICES.values()}
+ALL_SERVICES = set(SERVICE_NAMES)
 ORDER = "sent one order through the gateway (POST /api/orders)"
 
 

@@ -1,8 +1,8 @@
 """The workshop kit: course description, checks harness, grading and reports.
 
-The grading process never imports learner code: `kit.runner` runs the checks in a child
-process. Modules used inside that child (`kit.mesh`, `kit.expect`, `kit.learner`,
-`kit.traceview`, `kit.plugin`) import the target tree only when a check asks for it.
+The grading process never imports learner code: `kit.grading.runner` runs the checks in a child
+process. Modules used inside that child (`kit.harness.mesh`, `kit.harness.expect`, `kit.harness.learner`,
+`kit.traces.text`, `kit.child.recorder`) import the target tree only when a check asks for it.
 """
 from pathlib import Path
 

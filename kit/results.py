@@ -9,17 +9,64 @@ from __future__ import annotations
 import html
 from dataclasses import asdict, dataclass, field
 from enum import Enum
+from pathlib import Path
 
 from kit.course import Course, load_course
 
 
 class Status(str, Enum):
     PASSED = "passed"
-    FAILED = "failed"   # the learner's code did not do what the check expects (or crashed)
-    ERROR = "error"     # the check could not run: the grader's own trouble (timeout, crash)
+    FAILED = "failed"   # the check ran and did not pass: see the result's `cause` for why
+    ERROR = "error"     # the check never ran: the whole run's time limit was spent first
 
     def __str__(self) -> str:
         return self.value
+
+
+class Cause(str, Enum):
+    """Why a check did not pass. The runner sets it; the gradebook and formats read it (never the
+    message text)."""
+
+    FAILED = "failed"           # the learner's code did not do what the check expects
+    TIMEOUT = "timeout"         # the check ran past its time limit (or an import never ended)
+    CRASH = "crash"             # the grading child died while the check ran
+    NOT_RUN = "not_run"         # the whole run's time limit was spent before it could run
+    NOT_GRADED = "not_graded"   # the submission could not be graded at all
+    TAMPERED = "tampered"       # the learner's code replaced part of the grader while it ran
+
+    def __str__(self) -> str:
+        return self.value
+
+
+@dataclass(frozen=True)
+class CheckInfo:
+    """One check's description: what the grading child collects and everything downstream reads
+    (the runner, the reports, the notebooks). Built from the check's `@check(...)` tag."""
+
+    nodeid: str
+    id: str
+    title: str
+    step: int
+    criterion: str
+    todo: str | None = None
+
+    def selected_by(self, only: str | None) -> bool:
+        """Whether `--only ONLY` (a step number or a criterion id; None: everything) picks it."""
+        return only is None or str(only) in (str(self.step), self.criterion)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "CheckInfo":
+        return cls(**{k: data.get(k) for k in ("nodeid", "id", "title", "step", "criterion", "todo")})
+
+    def result(self, status: "Status", message: str = "", cause: "Cause | None" = None) -> "CheckResult":
+        """This check's verdict."""
+        if status is not Status.PASSED and cause is None:
+            cause = Cause.NOT_RUN if status is Status.ERROR else Cause.FAILED
+        return CheckResult(id=self.id, title=self.title, step=self.step, criterion=self.criterion,
+                           status=status, message=message, todo=self.todo, cause=cause)
 
 
 @dataclass(frozen=True)
@@ -31,19 +78,28 @@ class CheckResult:
     status: Status
     message: str = ""
     todo: str | None = None
+    cause: Cause | None = None   # None when it passed
 
     @property
     def passed(self) -> bool:
         return self.status is Status.PASSED
 
     def to_dict(self) -> dict:
+        """The documented JSON shape. `cause` is written only when it says more than the status
+        (a timeout, a crash, ...), so reports of plain passes and failures stay as they were."""
         data = asdict(self)
         data["status"] = self.status.value
+        cause = data.pop("cause")
+        if cause not in (None, Cause.FAILED, Cause.NOT_RUN):
+            data["cause"] = str(cause)
         return data
 
     @classmethod
     def from_dict(cls, data: dict) -> "CheckResult":
-        return cls(**{**data, "status": Status(data["status"])})
+        status = Status(data["status"])
+        cause = Cause(data["cause"]) if data.get("cause") else (
+            None if status is Status.PASSED else Cause.NOT_RUN if status is Status.ERROR else Cause.FAILED)
+        return cls(**{**data, "status": status, "cause": cause})
 
 
 @dataclass(frozen=True)
@@ -135,6 +191,32 @@ class GradeReport:
         passes = "".join(f"<div>✓ {html.escape(c.title)}</div>" for c in self.checks if c.passed)
         return (f"<div><b>{html.escape(self.summary())}</b><table>{rows}</table>{failures}"
                 f"<details><summary>passing checks</summary>{passes}</details></div>")
+
+
+# -- a whole class (--batch) --------------------------------------------------------------------
+
+@dataclass
+class Graded:
+    """One learner's outcome."""
+
+    learner: str
+    source: str
+    report: GradeReport
+    status: str          # graded | flagged | invalid
+    reason: str
+    seconds: float
+    report_file: str = ""
+
+
+@dataclass
+class BatchResult:
+    graded: list[Graded]
+    output: Path
+    seconds: float
+    jobs: int
+    skipped: list[str] = field(default_factory=list)   # entries of DIR that are not submissions
+    archived: Path | None = None                       # where earlier results were moved
+    rewritten: list[str] = field(default_factory=list)  # report files a submission wrote over
 
 
 def _points(value: float) -> str:

@@ -39,15 +39,14 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from kit.topology import BY_KEY, DEFAULT_ITEMS, SERVICES  # noqa: E402
+
 ORDER = {
-    "items": [
-        {"product_id": "prod-1", "quantity": 2, "price": 29.99},
-        {"product_id": "prod-2", "quantity": 1, "price": 49.99},
-    ],
-    "total_amount": 109.97,
+    "items": [dict(item) for item in DEFAULT_ITEMS],
+    "total_amount": round(sum(i["quantity"] * i["price"] for i in DEFAULT_ITEMS), 2),
 }
 #: Where the other services are, relative to the gateway's port (the workshop's layout).
-PORT_OFFSETS = {"auth": 1, "order": 2, "inventory": 4, "payment": 5}
+PORT_OFFSETS = {s.key: s.port - BY_KEY["gateway"].port for s in SERVICES if s.key != "gateway"}
 
 
 async def flush_all(client: httpx.AsyncClient, gateway: str) -> None:
@@ -175,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import tempfile
 
-    from kit.live import LiveConfig, LiveError, LiveSystem, free_base_port, ports_from_base
+    from kit.live.system import LiveConfig, LiveError, LiveSystem, free_base_port, ports_from_base
 
     tree = args.tree or ROOT / ("solution" if args.solution else "exercise")
     with tempfile.TemporaryDirectory(prefix="workshop-step7-") as run_dir:

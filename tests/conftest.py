@@ -11,7 +11,7 @@ import os
 import pytest
 
 from kit import ROOT
-from kit.runner import run_checks
+from kit.grading.runner import run_checks
 
 os.environ.setdefault("OTEL_SEMCONV_STABILITY_OPT_IN", "http")
 

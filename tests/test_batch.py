@@ -14,9 +14,10 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from kit import ROOT
-from kit.batch import GRADEBOOK, SUMMARY, BatchError, find_submissions, grade_batch
+from kit.formats.gradebook import GRADEBOOK, SUMMARY
+from kit.instructor.batch import BatchError, find_submissions, grade_batch
 from kit.course import load_course
-from kit.runner import run_checks, shared_zygote
+from kit.grading.runner import run_checks, shared_zygote
 
 
 def _zip_tree(tree, archive, prefix):

@@ -6,7 +6,7 @@ from __future__ import annotations
 from kit import ROOT
 from kit.course import load_course
 from kit.results import Status
-from kit.runner import run_checks
+from kit.grading.runner import run_checks
 
 
 def test_every_check_passes_on_the_solution(graded):

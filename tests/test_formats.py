@@ -15,7 +15,7 @@ from rich.console import Console
 
 from kit.formats import FORMATS
 from kit.results import CheckResult, GradeReport, Status
-from kit.scorecard import print_scorecard
+from kit.formats.scorecard import print_scorecard
 
 GOLDEN = Path(__file__).parent / "golden"
 

@@ -49,14 +49,14 @@ _threading.Thread(target=_spin, name="learner-spinner").start()
 KILLS_ITS_PARENT = "import os as _os, signal as _signal\n_os.kill(_os.getppid(), _signal.SIGKILL)\n"
 LEAVES_A_PROCESS_BEHIND = "import subprocess as _subprocess\n_subprocess.Popen(['sleep', '613'])\n"
 MONKEYPATCHES = """
-import _pytest.reports, kit.expect, kit.plugin, kit.results, pytest
-kit.expect.fail = lambda **kwargs: None
-kit.expect.expect = lambda *args, **kwargs: None
+import _pytest.reports, kit.harness.expect, kit.child.recorder, kit.results, pytest
+kit.harness.expect.fail = lambda **kwargs: None
+kit.harness.expect.expect = lambda *args, **kwargs: None
 pytest.fail = lambda *args, **kwargs: None
 _pytest.reports.BaseReport.failed = property(lambda self: False)
 _pytest.reports.BaseReport.passed = property(lambda self: True)
 kit.results.CheckResult.passed = property(lambda self: True)
-kit.plugin.Recorder._finish = lambda self, item, message: kit.plugin.Recorder._emit(
+kit.child.recorder.Recorder._finish = lambda self, item, message: kit.child.recorder.Recorder._emit(
     self, event="result", nodeid=item.nodeid, status="passed", message="")
 """
 WRITES_INTO_THE_KIT = """
@@ -80,7 +80,7 @@ for _fd in _os.listdir("/proc/self/fd"):  # and over the grader's own report (it
 WRITES_INTO_THE_GRADERS_FOLDER = """
 import os as _os, pathlib as _pathlib
 _pid = _os.getppid()  # walk up to the first ancestor that is not a grading child: the grader
-while b"kit.child" in open(f"/proc/{_pid}/cmdline", "rb").read():
+while b"kit.grading.warm_parent" in open(f"/proc/{_pid}/cmdline", "rb").read():
     _pid = int(open(f"/proc/{_pid}/stat").read().rsplit(")", 1)[1].split()[1])
 _kit = _pathlib.Path(_os.readlink(f"/proc/{_pid}/cwd"))
 (_kit / "checks" / "test_zz_hostile.py").write_text("def test_free():\\n    pass\\n")
@@ -125,7 +125,7 @@ DRIVER = textwrap.dedent("""
     from concurrent.futures import ThreadPoolExecutor
     from pathlib import Path
     from kit import ROOT
-    from kit.runner import run_checks, shared_zygote
+    from kit.grading.runner import run_checks, shared_zygote
 
     def digest():
         h = hashlib.sha256()
@@ -280,7 +280,7 @@ def _read(path: Path) -> bytes:
 
 def test_monkeypatching_the_grader_is_flagged_and_undone(graded):
     warnings = graded["monkeypatches-the-grader"]["report"]["warnings"]
-    assert any("replaced part of the grader" in w and "kit.expect.fail" in w for w in warnings), warnings
+    assert any("replaced part of the grader" in w and "kit.harness.expect.fail" in w for w in warnings), warnings
 
 
 def test_writing_into_the_kit_or_its_events_is_flagged_and_undone(graded):

@@ -2,7 +2,7 @@
 
 Every system here runs on free ports with its own span file, stops by itself after a few
 minutes whatever happens (`max_seconds`), and is stopped at the end of its test. The test
-process reads the span file with `kit.viewer.store.SpanDatabase` and never imports a tree.
+process reads the span file with `kit.live.viewer.store.SpanDatabase` and never imports a tree.
 """
 from __future__ import annotations
 
@@ -20,9 +20,9 @@ import httpx
 import pytest
 
 from kit import ROOT
-from kit.live import (DEFAULT_PORTS, LiveConfig, LiveError, LiveSystem, free_base_port,
+from kit.live.system import (DEFAULT_PORTS, LiveConfig, LiveError, LiveSystem, free_base_port,
                       free_ports, new_traceparent, port_in_use, ports_from_base, send_order)
-from kit.viewer.store import SpanDatabase
+from kit.live.viewer.store import SpanDatabase
 
 SERVICES = {"api-gateway", "auth-service", "order-service", "inventory-service", "payment-service"}
 

@@ -13,13 +13,13 @@ import sys
 import textwrap
 
 from kit import ROOT
-from kit.runner import run_checks
+from kit.grading.runner import run_checks
 
 PROBE = textwrap.dedent("""
     import asyncio, json, sys
     sys.path.insert(0, sys.argv[1])
-    from kit.mesh import Mesh
-    from kit.spans import trace_id
+    from kit.harness.mesh import Mesh
+    from kit.harness.spans import trace_id
 
     async def main():
         results = {}

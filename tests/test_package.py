@@ -14,7 +14,7 @@ import pytest
 
 from kit import ROOT
 from kit.course import load_course
-from kit.package import PackageError, build_gradescope, gradescope_run
+from kit.instructor.package import PackageError, build_gradescope, gradescope_run
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +28,7 @@ def test_the_zip_holds_the_grader_and_never_the_solution(package):
         modes = {i.filename: (i.external_attr >> 16) & 0o777 for i in archive.infolist()}
     for script in ("setup.sh", "run_autograder"):
         assert script in names and modes[script] & stat.S_IXUSR, script
-    for required in ("grade.py", "pyproject.toml", "course.toml", "kit/runner.py", "checks/conftest.py",
+    for required in ("grade.py", "pyproject.toml", "course.toml", "kit/grading/runner.py", "checks/conftest.py",
                      *[f"exercise/{f}" for f in load_course().learner_files]):
         assert required in names, required
     assert not [n for n in names if n.startswith(("solution/", "selftest/", "tests/")) or "__pycache__" in n]

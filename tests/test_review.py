@@ -7,7 +7,7 @@ import sys
 
 from kit import ROOT
 from kit.course import load_course
-from kit.review import review_diff
+from kit.instructor.review import review_diff
 
 
 def test_the_exercise_differs_from_the_solution_in_every_learner_file():

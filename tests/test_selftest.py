@@ -9,8 +9,8 @@ import sys
 import pytest
 
 from kit import ROOT
-from kit.selftest import CATALOGUE, CatalogueError, apply_patch, load_catalogue, parse_mutant, run_selftest
-from kit.runner import shared_zygote
+from kit.instructor.selftest import CATALOGUE, CatalogueError, apply_patch, load_catalogue, parse_mutant, run_selftest
+from kit.grading.runner import shared_zygote
 
 MUTANTS = sorted(p.stem for p in CATALOGUE.glob("*.patch"))
 

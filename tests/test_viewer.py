@@ -9,10 +9,10 @@ import json
 import pytest
 from fastapi.testclient import TestClient
 
-from kit.analysis import Span, analyse, critical_path, index, self_times
-from kit.viewer.app import create_viewer_app
-from kit.viewer.otlp import to_otlp_json
-from kit.viewer.store import summarize
+from kit.traces.analysis import Span, analyse, critical_path, index, self_times
+from kit.live.viewer.server import create_viewer_app
+from kit.traces.otlp import to_otlp_json
+from kit.live.viewer.store import summarize
 
 T0 = 1_700_000_000_000.0
 TRACE = "0af7651916cd43dd8448eb211c80319c"

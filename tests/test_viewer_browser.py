@@ -28,8 +28,8 @@ import httpx
 import pytest
 
 from kit import ROOT
-from kit.live import LiveConfig, LiveSystem, free_ports, new_traceparent, send_order
-from kit.viewer.store import SpanDatabase
+from kit.live.system import LiveConfig, LiveSystem, free_ports, new_traceparent, send_order
+from kit.live.viewer.store import SpanDatabase
 
 CHROMIUM = "/usr/bin/chromium"
 pytestmark = pytest.mark.skipif(

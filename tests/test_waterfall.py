@@ -1,4 +1,4 @@
-"""The trace pictures (kit/waterfall.py): a known trace drawn as a waterfall and a service map.
+"""The trace pictures (kit/traces/waterfall.py): a known trace drawn as a waterfall and a service map.
 
 The structure is read back from the SVG (rows, the critical-path class, error and exception
 marks, nodes and edges). `test_renders_to_png` turns the pictures into PNG files to look at:
@@ -22,7 +22,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
-from kit.waterfall import critical_path, service_dependencies, service_map_svg, waterfall_svg
+from kit.traces.waterfall import critical_path, service_dependencies, service_map_svg, waterfall_svg
 
 SVG = "{http://www.w3.org/2000/svg}"
 T0 = 1_700_000_000_000.0

@@ -1,0 +1,110 @@
+"""The guard over the modules grading relies on, inside the grading child (see
+`kit.grading.integrity` for the whole picture): what the learner's code replaced is reported
+after each check and put back."""
+from __future__ import annotations
+
+import sys
+from types import FunctionType, ModuleType
+
+#: Packages whose own functions and classes must not change while checks run.
+WATCHED_PACKAGES = ("kit", "checks", "pytest", "_pytest", "pluggy", "pytest_asyncio",
+                    "opentelemetry.sdk.trace.export.in_memory_span_exporter")
+#: Module globals that change legitimately during a run.
+ALLOWED_TO_CHANGE = {("kit.harness.learner", "_hung_import")}
+
+_MISSING = object()
+
+
+def _watched(name: str) -> bool:
+    return any(name == p or name.startswith(p + ".") for p in WATCHED_PACKAGES)
+
+
+def _ours(name: str) -> bool:
+    return name in ("kit", "checks") or name.startswith(("kit.", "checks."))
+
+
+class ModuleGuard:
+    """Remembers what the watched modules hold; says what was replaced; puts it back."""
+
+    def __init__(self) -> None:
+        # (owner, its dotted name, {attribute: original}, {attribute: copy of a mutable original})
+        self._owners: list[tuple[object, str, dict[str, object], dict[str, object]]] = []
+
+    def take(self) -> "ModuleGuard":
+        owners = []
+        for name, module in sorted(sys.modules.items()):
+            if not isinstance(module, ModuleType) or not _watched(name):
+                continue
+            ours = _ours(name)
+            kept, copies = {}, {}
+            for attr, value in list(vars(module).items()):
+                if attr.startswith("__") or (name, attr) in ALLOWED_TO_CHANGE:
+                    continue
+                if not ours and not _defined_in(value, name):
+                    continue  # pytest's own state and re-exports: only its code is watched
+                kept[attr] = value
+                # The contents of a constant (UPPER_CASE, by convention) are compared too; any
+                # other module-level container may be a cache that changes legitimately.
+                copied = _copy_of(value) if ours and attr.isupper() else _MISSING
+                if copied is not _MISSING:
+                    copies[attr] = copied
+                if isinstance(value, type) and _defined_in(value, name):
+                    members = {k: v for k, v in vars(value).items()
+                               if not k.startswith("__") or k in ("__init__", "__call__", "__eq__")}
+                    owners.append((value, f"{name}.{attr}", members, {}))
+            owners.append((module, name, kept, copies))
+        self._owners = owners
+        return self
+
+    def changes(self) -> list[str]:
+        """The dotted names that no longer hold what they held at `take()`."""
+        found = []
+        for owner, owner_name, kept, copies in self._owners:
+            now = vars(owner)
+            for attr, value in kept.items():
+                if now.get(attr, _MISSING) is not value:
+                    found.append(f"{owner_name}.{attr}")
+            for attr, copied in copies.items():
+                if not _same(kept[attr], copied):
+                    found.append(f"{owner_name}.{attr}")
+        return found
+
+    def restore(self) -> None:
+        for owner, _, kept, copies in self._owners:
+            now = vars(owner)
+            for attr, value in kept.items():
+                if now.get(attr, _MISSING) is not value:
+                    try:
+                        setattr(owner, attr, value)
+                    except (AttributeError, TypeError):
+                        pass
+            for attr, copied in copies.items():
+                value = kept[attr]
+                if not _same(value, copied):  # mutated in place (a list emptied): put it back
+                    value.clear()
+                    if isinstance(value, list):
+                        value.extend(copied)
+                    else:
+                        value.update(copied)
+
+
+def _defined_in(value: object, module_name: str) -> bool:
+    if isinstance(value, (FunctionType, type)):
+        return getattr(value, "__module__", None) == module_name
+    return False
+
+
+def _copy_of(value: object) -> object:
+    if isinstance(value, (list, dict, set)):
+        try:
+            return type(value)(value)
+        except TypeError:
+            return _MISSING
+    return _MISSING
+
+
+def _same(a: object, b: object) -> bool:
+    try:
+        return bool(a == b)
+    except Exception:  # noqa: BLE001 - a value that cannot be compared is taken as unchanged
+        return True

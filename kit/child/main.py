@@ -1,0 +1,107 @@
+"""The grading child: forked by the warm parent for one grading request, it runs the kit's checks
+on one tree with pytest and `kit.child.recorder.Recorder`, which writes the signed events the
+grading process follows (`kit.grading.protocol`). This is the only process that imports the
+learner's code.
+
+The fork happens twice: the first child takes a new session and process group (a kill takes
+whatever the learner's code started) and only waits; the grading runs in the grandchild, so the
+learner's code (whose parent is that waiter) cannot reach the warm parent through `os.getppid()`.
+"""
+from __future__ import annotations
+
+import gc
+import os
+import random
+import resource
+import signal
+import sys
+import traceback
+from pathlib import Path
+
+import pytest
+
+from kit import ROOT
+from kit.child.recorder import Recorder
+from kit.grading.processes import leave
+
+#: No file the learner's code writes (output included) may grow past this.
+MAX_FILE_BYTES = 512 * 1024 * 1024
+
+
+def pytest_args(request: dict) -> list[str]:
+    """The pytest command line for one grading request (always the kit's own checks)."""
+    checks = ROOT / "checks"
+    paths = [n if os.path.isabs(n.split("::")[0]) else str(ROOT / n)
+             for n in request.get("nodeids") or []] or [str(checks)]
+    args = [*paths, "-c", str(checks / "pytest.ini"), "--rootdir", str(ROOT),
+            "--target", str(request["target"]), "-p", "pytest_asyncio.plugin",
+            "-p", "no:terminal", "-p", "no:cacheprovider", "-p", "no:randomly",
+            # These two collect garbage several times at the end of a run (seconds, for a
+            # process this size) to report warnings nobody reads here.
+            "-p", "no:unraisableexception", "-p", "no:threadexception", "--capture=fd"]
+    for nodeid in request.get("deselect") or []:
+        args += ["--deselect", nodeid]
+    if request.get("collect_only"):
+        args.append("--collect-only")
+    return args
+
+
+def run(request: dict, key: bytes) -> int:
+    """Grade in this process: pytest with the Recorder, events to `request["events"]`."""
+    recorder = Recorder(Path(request["events"]), float(request.get("timeout", 10.0)),
+                        key=key, doomed=request.get("doomed"))
+    return int(pytest.main(pytest_args(request), plugins=[recorder]))
+
+
+def be_the_child(message: dict, proto_in: int, proto_out: int) -> None:
+    """In the forked child: a new process group, then one more fork. The grading runs in the
+    grandchild; this process only waits for it and leaves the same way, so the learner's code
+    (whose parent it is) cannot reach the warm parent through `os.getppid()`."""
+    try:
+        os.setsid()  # its own process group: a kill takes whatever the learner's code started
+        os.close(proto_in)
+        os.close(proto_out)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        grandchild = os.fork()
+    except BaseException:  # noqa: BLE001
+        leave(70)
+    if grandchild == 0:
+        _grade_here(message)
+    while True:
+        try:
+            _, status = os.waitpid(grandchild, 0)
+            break
+        except InterruptedError:
+            continue
+        except ChildProcessError:
+            leave(70)
+    if os.WIFSIGNALED(status):  # leave the way it left, so the warm parent reports the signal
+        number = os.WTERMSIG(status)
+        signal.signal(number, signal.SIG_DFL)
+        os.kill(os.getpid(), number)
+    leave(os.waitstatus_to_exitcode(status))
+
+
+def _grade_here(message: dict) -> None:
+    code = 70
+    try:
+        log = os.open(message["log"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.dup2(log, 1)
+        os.dup2(log, 2)
+        os.close(log)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a huge write fails (EFBIG) instead
+        resource.setrlimit(resource.RLIMIT_FSIZE, (MAX_FILE_BYTES, MAX_FILE_BYTES))
+        os.environ.clear()
+        os.environ.update(message["env"])
+        os.chdir(message["cwd"])
+        gc.set_threshold(20_000, 20, 20)
+        random.seed(0)  # Python reseeds at fork; one seed for every child makes runs repeatable
+        # A thread of the learner's that never sleeps holds the GIL for a whole switch interval
+        # each time the checks wait on anything; a short interval keeps the checks moving.
+        sys.setswitchinterval(0.0005)
+        code = run(message["request"], bytes.fromhex(message["key"]))
+    except BaseException:  # noqa: BLE001 - whatever happens, this child must not return
+        traceback.print_exc()
+    finally:
+        leave(code)

@@ -1,0 +1,304 @@
+"""The pytest plugin that runs inside the grading child process and records every check.
+
+It writes one JSON object per line to an events file, so that the parent (`kit.grading.runner`) can
+follow progress, survive a child that dies half-way, and never import learner code itself:
+
+    {"event": "collected", "checks": [{"nodeid", "id", "title", "step", "criterion", "todo"}, ...]}
+    {"event": "started", "nodeid": ..., "limit": <seconds this check may take>}
+    {"event": "result", "nodeid": ..., "status": "passed" | "failed", "message": ...}
+    {"event": "warning", "message": ...}      (the learner's code tampered with the grading)
+    {"event": "importing" | "imported", "module": ...}   (a learner module's code starts, ends)
+
+Every line is signed with a key the grading process chose (`kit.grading.integrity.sign`) and numbered
+(`seq`), so the parent ignores lines that anyone else wrote into the file.
+
+Before the first check, a `kit.grading.integrity.ModuleGuard` remembers the kit's, the checks' and
+pytest's code; after each check, anything the learner's code replaced (say, `kit.harness.expect.fail`
+made to do nothing) fails that check with the reason, is put back, and is reported as a warning.
+
+Each check runs under a time limit (SIGALRM): a learner's endless loop fails that check with
+"timed out after N s in <file> line L" and the next check runs. After a first timeout the limit
+of the checks still to run drops to `AFTER_TIMEOUT_S` (a correct check takes well under a
+second), so one endless loop reached by every check cannot hold a learner up for minutes.
+
+A check still stuck `STUCK_GRACE_S` after its timeout (the loop swallowed the timeout, or the
+check's teardown waits for a thread that never returns) is reported then and there, and the
+child exits; so does a child in which learner code still runs in another thread after a
+timeout. `kit.grading.runner` then runs the checks left in a fresh child: no check ever inherits a
+spinning thread from an earlier one.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from kit.course import load_course
+from kit.harness.expect import CheckFailure, CheckTimeout
+from kit.child.guard import ModuleGuard
+from kit.grading.processes import leave as _leave
+from kit.grading.protocol import EVENT, sign
+from kit.results import Cause, CheckInfo
+from kit.harness.learner import describe_exception, learner_frame
+
+MAX_MESSAGE = 4000
+AFTER_TIMEOUT_S = 3.0
+STUCK_GRACE_S = 1.0
+#: The most a learner module's own code may take to import, inside a check's limit.
+IMPORT_LIMIT_S = 5.0
+#: The child's exit code when it leaves after a stuck check (the runner starts a fresh one).
+EXIT_STUCK = 75
+
+
+def check_info(item: pytest.Item) -> CheckInfo | None:
+    """The check's description, from its `@check(...)` tag and docstring (None: not a check)."""
+    marker = item.get_closest_marker("check")
+    if marker is None:
+        return None
+    doc = (getattr(item.obj, "__doc__", None) or "").strip().splitlines()
+    name = item.originalname if hasattr(item, "originalname") else item.name
+    check_id = name.removeprefix("test_")
+    return CheckInfo(nodeid=item.nodeid, id=check_id, title=doc[0].strip() if doc else check_id.replace("_", " "),
+                     step=int(marker.kwargs["step"]), criterion=marker.kwargs["criterion"],
+                     todo=marker.kwargs.get("todo"))
+
+
+def _message(excinfo: pytest.ExceptionInfo, timeout_s: float, import_hung: str | None = None) -> str:
+    exc = excinfo.value
+    if isinstance(exc, CheckFailure):
+        text = exc.learner_message()
+    elif isinstance(exc, CheckTimeout) and import_hung:
+        text = (f"timed out: importing {import_hung} took more than {IMPORT_LIMIT_S:g} s"
+                f"{learner_frame(exc)} (an endless loop at import?)")
+    elif isinstance(exc, CheckTimeout):
+        text = f"timed out after {timeout_s:g} s{learner_frame(exc)}"
+    elif isinstance(exc, SystemExit):
+        text = f"your code called sys.exit({exc.code!r}){learner_frame(exc)}; a service must never exit the process"
+    elif isinstance(exc, AssertionError):
+        text = str(exc) or "an assertion failed"
+    else:
+        text = f"your code raised {describe_exception(exc)}"
+    return text if len(text) <= MAX_MESSAGE else text[:MAX_MESSAGE] + "\n... (cut)"
+
+
+def _where(frame) -> str:
+    """" in <learner file> line L" for the innermost learner frame of a live stack, or ""."""
+    while frame is not None:
+        if "/services/" in frame.f_code.co_filename:
+            return f" in {frame.f_code.co_filename.rsplit('/services/', 1)[-1]} line {frame.f_lineno}"
+        frame = frame.f_back
+    return ""
+
+
+def _learner_code_running_elsewhere(target: str | None) -> bool:
+    """True when a thread other than this one is executing the learner's code right now."""
+    if not target:
+        return False
+    me = threading.get_ident()
+    for ident, frame in sys._current_frames().items():
+        while ident != me and frame is not None:
+            if frame.f_code.co_filename.startswith(target):
+                return True
+            frame = frame.f_back
+    return False
+
+
+class _WatchedLoader:
+    """A learner module's loader that says when the module's code starts and ends running,
+    and gives it at most `IMPORT_LIMIT_S` to run (an import takes milliseconds)."""
+
+    def __init__(self, loader, name: str, recorder: "Recorder") -> None:
+        self._loader, self._name, self._recorder = loader, name, recorder
+
+    def create_module(self, spec):
+        return self._loader.create_module(spec)
+
+    def exec_module(self, module) -> None:
+        self._recorder._emit(event=EVENT.IMPORTING, module=self._name)
+        token = self._recorder._import_started(self._name)
+        try:
+            self._loader.exec_module(module)
+        finally:
+            self._recorder._import_ended(token)
+        self._recorder._emit(event=EVENT.IMPORTED, module=self._name)
+
+    def __getattr__(self, name):  # get_source, get_filename, ... as the real loader
+        return getattr(self._loader, name)
+
+
+class _ImportWatcher:
+    """On `sys.meta_path`, for the learner's `services.*` modules only: reports each import's
+    start and end (so that a process that dies while importing names the module), and refuses
+    at once the modules that ended a grading process before (`doomed`), instead of dying again
+    for every check."""
+
+    def __init__(self, recorder: "Recorder", doomed: dict[str, str]) -> None:
+        self._recorder, self._doomed = recorder, doomed
+
+    def find_spec(self, name, path, target=None):
+        if not (name == "services" or name.startswith("services.")):
+            return None
+        if name in self._doomed:
+            raise ImportError(self._doomed[name])
+        for finder in sys.meta_path:
+            if isinstance(finder, _ImportWatcher) or not hasattr(finder, "find_spec"):
+                continue
+            spec = finder.find_spec(name, path, target)
+            if spec is not None:
+                if spec.loader is not None and hasattr(spec.loader, "exec_module"):
+                    spec.loader = _WatchedLoader(spec.loader, name, self._recorder)
+                return spec
+        return None
+
+
+class Recorder:
+    """Records collection and results as JSON lines; enforces the per-check time limit."""
+
+    def __init__(self, events: Path, timeout_s: float = 10.0, *,
+                 key: bytes = b"", doomed: dict[str, str] | None = None) -> None:
+        self._fd = os.open(events, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        self._key = key
+        self._seq = 0
+        self.timeout_s = timeout_s
+        self.limit_s = timeout_s
+        self.failures: dict[str, str] = {}
+        self.finished: set[str] = set()   # checks whose test function ran to its end
+        self.course = load_course()
+        self._guard: ModuleGuard | None = None
+        self._timed_out: str | None = None    # the check that ran past its limit, if any
+        # Bound now, before any learner code runs: replacing these methods on the class later
+        # (a monkeypatch at import) cannot change how results are reported.
+        self._emit = self._emit
+        self._finish = self._finish
+        self._importing: list[str] = []       # learner modules whose code is running now
+        self._import_hung: str | None = None  # the module whose import ran past its limit
+        self._watcher = _ImportWatcher(self, dict(doomed or {}))
+        sys.meta_path.insert(0, self._watcher)
+
+    def pytest_configure(self, config) -> None:
+        # Learners see each check's own message, never pytest's traceback; pytest would build a
+        # long one (source, locals) for every failure, which costs more than the checks.
+        config.option.tbstyle = "line"
+
+    def pytest_unconfigure(self, config) -> None:
+        if self._watcher in sys.meta_path:
+            sys.meta_path.remove(self._watcher)
+
+    def _emit(self, **event) -> None:
+        event["seq"] = self._seq
+        self._seq += 1
+        line = sign(self._key, event).encode()
+        while line:  # one write per line: a crash never leaves half a line behind a whole one
+            line = line[os.write(self._fd, line):]
+
+    def pytest_collectreport(self, report) -> None:
+        if report.failed:  # a check module that does not even import: the kit itself is broken
+            text = str(report.longrepr).strip().splitlines()
+            raise pytest.UsageError(f"{report.nodeid}: {text[-1] if text else 'could not be collected'}")
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_collection_modifyitems(self, session, config, items) -> None:
+        checks, seen = [], {}
+        for item in items:
+            info = check_info(item)
+            if info is None:
+                raise pytest.UsageError(f"{item.nodeid} has no @check(step=..., criterion=...) tag")
+            self.course.step(info.step)
+            self.course.criterion(info.criterion)
+            if info.id in seen:
+                raise pytest.UsageError(f"check id {info.id!r} is used by {seen[info.id]} and {item.nodeid}")
+            seen[info.id] = item.nodeid
+            checks.append(info.to_dict())
+        self._emit(event=EVENT.COLLECTED, checks=checks)
+
+    @pytest.hookimpl(hookwrapper=True)
+    def pytest_runtest_protocol(self, item, nextitem):
+        if self._guard is None:  # before the first check, so before any learner code runs
+            guard = ModuleGuard().take()
+            self._guard, self._guard_changes, self._guard_restore = guard, guard.changes, guard.restore
+        self._timed_out = self._import_hung = None
+        self._emit(event=EVENT.STARTED, nodeid=item.nodeid, limit=self.limit_s)
+
+        def on_alarm(signum, frame):
+            if self._timed_out is None:
+                self._timed_out = item.nodeid
+                if self._importing:
+                    self._import_hung = self._importing[-1]
+                signal.setitimer(signal.ITIMER_REAL, STUCK_GRACE_S)
+                raise CheckTimeout()
+            # Still stuck after the timeout: report it now and leave (the runner goes on).
+            self._finish(item, self.failures.pop(item.nodeid, None)
+                         or f"timed out after {self.limit_s:g} s{_where(frame)}", Cause.TIMEOUT)
+            _leave(EXIT_STUCK)
+
+        previous = signal.signal(signal.SIGALRM, on_alarm)
+        signal.setitimer(signal.ITIMER_REAL, self.limit_s)
+        try:
+            outcome = yield
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, previous)
+        message = self.failures.pop(item.nodeid, None)
+        if message is None and outcome.excinfo is not None:
+            exc = outcome.excinfo[1]
+            message = (f"the check was stopped by {type(exc).__name__}"
+                       f"{': ' + str(exc) if str(exc) else ''} before it finished (did your code call "
+                       "pytest.exit() or raise KeyboardInterrupt?)")
+        elif message is None and item.nodeid not in self.finished:
+            message = "the check did not run to its end (something stopped it before its verdict)"
+        self._finish(item, message, Cause.TIMEOUT if self._timed_out == item.nodeid else Cause.FAILED)
+        if self._timed_out and _learner_code_running_elsewhere(getattr(item.config, "workshop_target", None)
+                                                                and str(item.config.workshop_target)):
+            _leave(EXIT_STUCK)  # a thread still runs the learner's code: the next check starts afresh
+
+    def _import_started(self, module: str):
+        """Shorten the check's alarm to `IMPORT_LIMIT_S` while `module`'s code runs."""
+        self._importing.append(module)
+        remaining = signal.getitimer(signal.ITIMER_REAL)[0]
+        if remaining <= 0 or self._timed_out is not None or remaining <= IMPORT_LIMIT_S:
+            return None
+        signal.setitimer(signal.ITIMER_REAL, IMPORT_LIMIT_S)
+        return remaining, time.monotonic()
+
+    def _import_ended(self, token) -> None:
+        self._importing.pop()
+        if token is None or self._timed_out is not None:
+            return
+        remaining, started = token
+        signal.setitimer(signal.ITIMER_REAL, max(remaining - (time.monotonic() - started), 0.001))
+
+    def _finish(self, item, message: str | None, cause: Cause = Cause.FAILED) -> None:
+        """Emit the check's result (after undoing and reporting any tampering)."""
+        replaced = self._guard_changes() if self._guard is not None else []
+        if replaced:
+            self._guard_restore()
+            shown = ", ".join(replaced[:5]) + (f" and {len(replaced) - 5} more" if len(replaced) > 5 else "")
+            warning = (f"your code replaced part of the grader while {check_info(item).id} ran ({shown}); "
+                       "that check fails, the originals were put back")
+            self._emit(event=EVENT.WARNING, message=warning)
+            message, cause = f"not graded: {warning}", Cause.TAMPERED
+        self._emit(event=EVENT.RESULT, nodeid=item.nodeid, status="passed" if message is None else "failed",
+                   message=message or "", cause=None if message is None else cause.value)
+
+    @pytest.hookimpl(hookwrapper=True)
+    def pytest_runtest_makereport(self, item, call):
+        outcome = yield
+        report = outcome.get_result()
+        # The outcome itself, not the report's passed/failed properties: a property can be
+        # replaced on the class by the code being graded.
+        if call.when == "call" and report.outcome == "passed":
+            self.finished.add(item.nodeid)
+        if report.outcome == "failed" and item.nodeid not in self.failures:
+            if call.excinfo is not None:
+                self.failures[item.nodeid] = _message(call.excinfo, self.limit_s, self._import_hung)
+                if call.excinfo.errisinstance(CheckTimeout):
+                    self.limit_s = min(self.limit_s, AFTER_TIMEOUT_S)
+            else:
+                self.failures[item.nodeid] = str(report.longrepr)[-MAX_MESSAGE:]
+        elif report.outcome == "skipped" and item.nodeid not in self.failures:
+            self.failures[item.nodeid] = "skipped: " + str(report.longrepr[-1] if isinstance(report.longrepr, tuple) else report.longrepr)

@@ -1,0 +1,199 @@
+"""The warm parent ("zygote"): `python -m kit.grading.warm_parent --serve`.
+
+It imports the dependencies the services and checks use (FastAPI, OpenTelemetry, httpx, respx,
+pytest, ...) and collects the kit's checks, once, but never any learner code; then, for every
+request from the grading process, it `fork()`s a fresh grading child (`kit.child.main`) that
+puts that request's target on `sys.path` and runs the checks. Each child starts from the same
+clean state (a copy of the warm parent) and costs a fraction of a new interpreter; the warm
+parent waits for it and reports its exit code. For one tree, a crashed check's restart is a
+fork, not a new interpreter; for a whole class (`kit.instructor.batch`), every submission is.
+
+It speaks the protocol in `kit.grading.protocol` on stdin/stdout (`kit.grading.zygote.Zygote` is
+the other end). When stdin closes, it kills every child still running and exits.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import gc
+import io
+import importlib
+import json
+import os
+import select
+import signal
+import sys
+import tempfile
+import traceback
+from pathlib import Path
+
+os.environ["OTEL_SEMCONV_STABILITY_OPT_IN"] = "http"
+os.environ["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
+
+
+from kit import ROOT  # noqa: E402
+from kit.child.main import be_the_child, run  # noqa: E402
+from kit.grading import protocol  # noqa: E402
+from kit.grading.processes import kill_group  # noqa: E402
+from kit.grading.protocol import verify  # noqa: E402
+
+#: What the warm parent imports once, so that no child pays for it. Never learner code.
+WARM_MODULES = (
+    "asyncio", "sqlite3", "json", "logging", "uuid", "hashlib", "decimal",
+    "fastapi", "fastapi.responses", "pydantic", "pydantic_settings",
+    "anyio._backends._asyncio", "anyio.streams.memory", "anyio.streams.stapled", "anyio.streams.tls",
+    "httpx", "respx", "structlog", "structlog.testing", "redis", "redis.asyncio", "fakeredis",
+    "opentelemetry.trace", "opentelemetry.baggage", "opentelemetry.baggage.propagation",
+    "opentelemetry.context", "opentelemetry.propagate", "opentelemetry.trace.propagation.tracecontext",
+    "opentelemetry.sdk.resources", "opentelemetry.sdk.trace", "opentelemetry.sdk.trace.export",
+    "opentelemetry.sdk.trace.sampling", "opentelemetry.sdk.trace.id_generator",
+    "opentelemetry.sdk.trace.export.in_memory_span_exporter", "opentelemetry.util.http",
+    "opentelemetry.propagators.b3", "opentelemetry.instrumentation.fastapi",
+    "opentelemetry.instrumentation.httpx", "opentelemetry.instrumentation.sqlite3",
+    "opentelemetry.instrumentation.redis",
+    "pytest_asyncio.plugin", "kit.harness.mesh", "kit.harness.spans", "kit.traces.text", "kit.harness.expect", "kit.harness.learner",
+)
+
+# -- the warm parent ---------------------------------------------------------------------------
+
+def _warm_up() -> list[dict]:
+    """Import the dependencies and collect the checks once; return the checks' metadata."""
+    import kit.grading.integrity  # noqa: F401 - used by every child
+    _cache_fastapi_endpoint_context()
+    for name in WARM_MODULES:
+        try:
+            importlib.import_module(name)
+        except Exception:  # noqa: BLE001 - an optional module missing only costs speed
+            pass
+    saved_path = list(sys.path)
+    with tempfile.TemporaryDirectory(prefix="workshop-warm-") as scratch:
+        (Path(scratch) / "tree" / "services").mkdir(parents=True)
+        events = Path(scratch) / "events.jsonl"
+        key = os.urandom(16)
+        said = io.StringIO()
+        with contextlib.redirect_stderr(said):
+            code = run({"target": str(Path(scratch) / "tree"), "events": str(events), "collect_only": True}, key)
+        lines = [verify(key, line) for line in events.read_text(encoding="utf-8").splitlines()]
+    sys.path[:] = saved_path
+    collected = [e for e in lines if e and e.get("event") == protocol.EVENT.COLLECTED]
+    if code not in (0, 5) or not collected:
+        why = " ".join(line.strip() for line in said.getvalue().splitlines() if line.strip())
+        raise RuntimeError(f"the checks could not be collected: {why or f'pytest exit code {code}'}")
+    if any(name == "services" or name.startswith("services.") for name in sys.modules):
+        raise RuntimeError("collecting the checks imported learner code (services.*): "
+                           "a check imports it at module level")
+    return collected[0]["checks"]
+
+
+def _cache_fastapi_endpoint_context() -> None:
+    """FastAPI reads the source of every endpoint function when a route is built (for its error
+    messages), cached by the function object's id; the checks build ~200 apps per grading from
+    the same functions, each a new closure, so it tokenises the same source again every time
+    (about a tenth of a grading). Cache it by code location instead: the same file, line and
+    name give the same answer. Does nothing if FastAPI no longer has this private function."""
+    try:
+        import fastapi.routing as routing
+    except ImportError:
+        return
+    original = getattr(routing, "_extract_endpoint_context", None)
+    if original is None:
+        return
+    cache: dict = {}
+
+    def by_code_location(func):
+        code = getattr(func, "__code__", None)
+        if code is None:
+            return original(func)
+        key = (code.co_filename, code.co_firstlineno, getattr(func, "__name__", ""))
+        if key not in cache:
+            cache[key] = original(func)
+        return cache[key]
+
+    routing._extract_endpoint_context = by_code_location
+
+
+def _kit_files_in_use() -> list[str]:
+    """The kit's source files this process has imported, relative to the kit's root."""
+    files = set()
+    for name, module in list(sys.modules.items()):
+        path = getattr(module, "__file__", None)
+        if (name == "kit" or name.startswith("kit.")) and path:
+            try:
+                files.add(Path(path).resolve().relative_to(ROOT.resolve()).as_posix())
+            except ValueError:
+                pass
+    return sorted(files)
+
+
+def serve() -> int:
+    """Be the warm parent: fork a fresh grading child for every request (see the module doc)."""
+    proto_in, proto_out = os.dup(0), os.dup(1)
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(devnull, 0)
+    os.dup2(2, 1)  # stray output of the warm-up goes to the log, never into the protocol
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the grading process decides when we stop
+
+    def say(message: dict) -> None:
+        data = protocol.encode(message)
+        while data:
+            data = data[os.write(proto_out, data):]
+
+    try:
+        checks = _warm_up()
+    except Exception as exc:  # noqa: BLE001 - told to the grading process, which explains it
+        traceback.print_exc()
+        say({protocol.ERROR: f"{exc}"})
+        return 1
+    sys.stdout.flush(), sys.stderr.flush()
+    gc.collect()
+    gc.freeze()  # what the warm-up built is never collected again, in any child
+    say({protocol.READY: True, "checks": checks, "files": _kit_files_in_use()})
+
+    children: set[int] = set()
+    pending = b""
+    try:
+        while True:
+            _reap(children, say)
+            ready, _, _ = select.select([proto_in], [], [], 0.02)
+            if not ready:
+                continue
+            chunk = os.read(proto_in, 65536)
+            if not chunk:
+                return 0
+            pending += chunk
+            while b"\n" in pending:
+                line, pending = pending.split(b"\n", 1)
+                message = json.loads(line)
+                if message["op"] == protocol.OP_FORK:
+                    pid = os.fork()
+                    if pid == 0:
+                        be_the_child(message, proto_in, proto_out)  # never returns
+                    children.add(pid)
+                    say({"id": message["id"], "pid": pid})
+                elif message["op"] == protocol.OP_KILL and message["pid"] in children:
+                    kill_group(message["pid"])
+    finally:
+        for pid in children:
+            kill_group(pid)
+
+
+def _reap(children: set[int], say) -> None:
+    for pid in list(children):
+        try:
+            done, status = os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            done, status = pid, 0
+        if done:
+            children.discard(pid)
+            say({protocol.EXITED: pid, "rc": os.waitstatus_to_exitcode(status)})
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="kit.grading.warm_parent")
+    parser.add_argument("--serve", action="store_true", required=True, help="be the warm parent (see the module doc)")
+    parser.parse_args(argv)
+    return serve()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

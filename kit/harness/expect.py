@@ -1,0 +1,53 @@
+"""How a check speaks to the learner.
+
+A check is a plain pytest function tagged with `@check(step=..., criterion=...)`. When it fails
+it raises `CheckFailure` (through `expect(...)` or `fail(...)`), which carries four things the
+scorecard shows: what the check did, what it expected, what it saw, and the learner's actual
+trace as a small tree. Plain `assert`s work too; their message is shown as it is.
+"""
+from __future__ import annotations
+
+from typing import Any, Iterable
+
+import pytest
+
+from kit.traces.text import render_tree
+
+
+def check(*, step: int, criterion: str, todo: str | None = None):
+    """Tag a check with the step whose file it grades, the success criterion it serves and,
+    optionally, the TODO in that file a learner should look at (e.g. "TODO 3")."""
+    return pytest.mark.check(step=step, criterion=criterion, todo=todo)
+
+
+class CheckTimeout(BaseException):
+    """Raised in the main thread when a check runs past its time limit. A BaseException so that
+    learner code catching `Exception` cannot swallow it."""
+
+
+class CheckFailure(AssertionError):
+    """A check's verdict, written for the learner."""
+
+    def __init__(self, *, did: str, expected: str, saw: str, spans: Iterable[Any] | None = None) -> None:
+        self.did, self.expected, self.saw = did, expected, saw
+        self.trace = render_tree(spans) if spans is not None else None
+        super().__init__(self.learner_message())
+
+    def learner_message(self) -> str:
+        parts = [f"We {self.did}.", f"Expected: {self.expected}", f"Saw: {self.saw}"]
+        if self.trace is not None:
+            parts.append("Your trace:\n" + self.trace)
+        return "\n".join(parts)
+
+
+def fail(*, did: str, expected: str, saw: str, spans: Iterable[Any] | None = None):
+    """Fail the running check with a learner-facing message."""
+    raise CheckFailure(did=did, expected=expected, saw=saw, spans=spans)
+
+
+def expect(condition: Any, *, did: str, expected: str, saw: str | Any,
+           spans: Iterable[Any] | None = None) -> None:
+    """Fail with the message unless `condition` holds. `saw` may be a callable, evaluated only
+    on failure (for descriptions that are expensive or only valid when the check fails)."""
+    if not condition:
+        fail(did=did, expected=expected, saw=saw() if callable(saw) else str(saw), spans=spans)
