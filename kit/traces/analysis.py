@@ -9,8 +9,8 @@ end, the latest-ending child that ends no later than the current point is on the
 
 Every function takes spans with the shape of the provided `SpanRecord` (`trace_id`, `span_id`,
 `parent_span_id`, `name`, `service`, `kind`, `start_ms`, `duration_ms`, `status`,
-`attributes`): the tree's own records, or the kit's `Span` below (what `kit.live.viewer.store`
-reads from a span database without importing any tree). Nothing recurses, so a deep trace
+`attributes`): the tree's own records, or the kit's one span model, `kit.traces.model.Span`
+(what `kit.live.viewer.store` reads from a span database without importing any tree). Nothing recurses, so a deep trace
 cannot hit the recursion limit.
 
     spans = store.get_trace(trace_id)
@@ -19,37 +19,13 @@ cannot hit the recursion limit.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from operator import attrgetter
 from typing import Any
 
-__all__ = ["Span", "index", "children_lists", "total_duration", "self_times", "depths",
+from kit.traces.model import Span  # noqa: F401 - the span model these functions take
+
+__all__ = ["index", "children_lists", "total_duration", "self_times", "depths",
            "critical_path", "bottlenecks", "service_map", "analyse"]
-
-
-@dataclass(frozen=True, kw_only=True)
-class Span:
-    """One finished span as plain data (the same fields as the provided `SpanRecord`)."""
-
-    trace_id: str
-    span_id: str
-    name: str
-    service: str
-    start_ms: float
-    duration_ms: float
-    parent_span_id: str | None = None
-    kind: str = "INTERNAL"
-    status: str = "UNSET"
-    status_description: str | None = None
-    attributes: Mapping[str, Any] = field(default_factory=dict)
-    events: tuple[tuple[str, Mapping[str, Any]], ...] = ()
-
-    def __hash__(self) -> int:
-        return hash((self.trace_id, self.span_id))
-
-    @property
-    def end_ms(self) -> float:
-        return self.start_ms + self.duration_ms
 
 
 def _end(span: Any) -> float:

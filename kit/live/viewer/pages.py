@@ -18,8 +18,9 @@ from datetime import datetime
 from html import escape
 from typing import Any
 
-from kit.traces.style import colour_of, fmt_ms, legend_html
-from kit.traces.waterfall import service_map_svg, waterfall_svg
+from kit.traces.style import FMT_MS_JS, colour_of, fmt_ms, legend_html
+from kit.traces.service_map import service_map_svg
+from kit.traces.waterfall import waterfall_svg
 
 CSS = """
 *{box-sizing:border-box} body{font:14px/1.4 system-ui,-apple-system,Segoe UI,sans-serif;margin:0;
@@ -54,7 +55,7 @@ SCRIPT = """
   const data = JSON.parse(document.getElementById('trace-data').textContent);
   const byId = {}; data.timeline.forEach(s => byId[s.span_id] = s);
   const panel = document.getElementById('details');
-  const fmt = ms => ms >= 1000 ? (ms/1000).toFixed(2)+' s' : ms >= 10 ? ms.toFixed(1)+' ms' : ms.toFixed(2)+' ms';
+  const fmt = __FMT_MS__;
   function el(tag, attrs, text){ const e = document.createElement(tag);
     Object.entries(attrs||{}).forEach(([k,v]) => e.setAttribute(k, v));
     if (text !== undefined) e.textContent = text; return e; }
@@ -102,7 +103,7 @@ SCRIPT = """
   if (m) select(m[1]);
   window.selectSpan = select;
 })();
-"""
+""".replace("__FMT_MS__", FMT_MS_JS)
 
 
 def _page(title: str, body: str, prefix: str, *, script: str = "") -> str:

@@ -20,7 +20,7 @@ import sqlite3
 from collections.abc import Sequence
 from typing import Any
 
-from kit.traces.analysis import Span
+from kit.traces.model import Span
 
 _COLUMNS = ("trace_id", "span_id", "parent_span_id", "name", "service", "kind", "start_ms",
             "duration_ms", "status", "status_description", "attributes", "events")
