@@ -36,8 +36,8 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from kit.topology import DEFAULT_ITEMS  # noqa: E402
-from kit.live.system import (LiveConfig, LiveSystem, free_base_port,  # noqa: E402
-                      new_traceparent, ports_from_base)
+from kit.live.client import new_traceparent  # noqa: E402
+from kit.live.system import LiveConfig, LiveSystem, free_base_port, ports_from_base  # noqa: E402
 from kit.live.viewer.store import SpanDatabase  # noqa: E402
 
 STOCK = {"prod-1": 10_000_000, "prod-2": 10_000_000}   # never runs out during a run

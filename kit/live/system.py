@@ -19,7 +19,7 @@ backend. `env` leaves the choice to your Step 1 code alone (the local viewer the
 unless `WORKSHOP_APPINSIGHTS_WORKSPACE_ID` makes the gateway read Application Insights with
 KQL); `off` turns tracing off (the OpenTelemetry SDK disabled), for comparisons.
 
-In Python (tests, benchmarks, scripts):
+In Python (tests, benchmarks, scripts), with the client side in `kit.live.client`:
 
     with LiveSystem(LiveConfig(tree=ROOT / "solution", ports=free_ports())) as system:
         answer = send_order(system.url("gateway"))
@@ -36,7 +36,6 @@ import sqlite3
 import subprocess
 import sys
 import time
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,7 +43,7 @@ from typing import Any
 import httpx
 
 from kit import ROOT
-from kit.topology import PROVIDER, PROVIDER_NAME, PROVIDER_PORT, SERVICES, default_items
+from kit.topology import PROVIDER, PROVIDER_NAME, PROVIDER_PORT, SERVICES
 
 #: Ours, by the key used in settings and ports (as the provided settings name them).
 SERVICE_NAMES: dict[str, str] = {s.key: s.name for s in SERVICES}
@@ -144,7 +143,12 @@ def free_base_port(low: int = 20_000, high: int = 30_000, tries: int = 500) -> i
 
 def seed_stock(path: str | os.PathLike[str], stock: dict[str, int]) -> None:
     """Put `stock` into an inventory database file before the inventory service opens it (the
-    service seeds only products that are missing, so these quantities stay)."""
+    service seeds only products that are missing, so these quantities stay).
+
+    This writes the `stock` table itself, as the trees' provided
+    `services/inventory_service/db.py` lays it out: that module offers no way to set stock
+    (its `InventoryDB` creates the schema and adds only its fixed `SEED_STOCK`, and the
+    `Settings` have no stock field). Keep the two in step if db.py ever changes."""
     conn = sqlite3.connect(os.fspath(path))
     try:
         conn.execute("CREATE TABLE IF NOT EXISTS stock "
@@ -153,25 +157,6 @@ def seed_stock(path: str | os.PathLike[str], stock: dict[str, int]) -> None:
         conn.commit()
     finally:
         conn.close()
-
-
-def new_traceparent(sampled: bool = True) -> tuple[str, str]:
-    """A fresh W3C `traceparent` as a client outside the system would send it, and its trace id."""
-    trace_id, parent_id = uuid.uuid4().hex, uuid.uuid4().hex[:16]
-    return f"00-{trace_id}-{parent_id}-{'01' if sampled else '00'}", trace_id
-
-
-def send_order(gateway_url: str, *, client: httpx.Client | None = None, token: str = "token-alice",
-               items: list[dict] | None = None, headers: dict[str, str] | None = None,
-               timeout_s: float = 15.0) -> httpx.Response:
-    """POST one order to the gateway, as the workshop's client does."""
-    items = default_items() if items is None else items
-    body = {"items": items, "total_amount": round(sum(i["quantity"] * i["price"] for i in items), 2)}
-    hdrs = {"Authorization": f"Bearer {token}", **(headers or {})}
-    if client is not None:
-        return client.post(f"{gateway_url}/api/orders", json=body, headers=hdrs, timeout=timeout_s)
-    with httpx.Client(timeout=timeout_s) as own:
-        return own.post(f"{gateway_url}/api/orders", json=body, headers=hdrs)
 
 
 class LiveSystem:

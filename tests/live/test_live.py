@@ -20,8 +20,9 @@ import httpx
 import pytest
 
 from kit import ROOT
+from kit.live.client import new_traceparent, send_order
 from kit.live.system import (DEFAULT_PORTS, LiveConfig, LiveError, LiveSystem, free_base_port,
-                      free_ports, new_traceparent, port_in_use, ports_from_base, send_order)
+                             free_ports, port_in_use, ports_from_base)
 from kit.live.viewer.store import SpanDatabase
 
 SERVICES = {"api-gateway", "auth-service", "order-service", "inventory-service", "payment-service"}

@@ -28,7 +28,8 @@ import httpx
 import pytest
 
 from kit import ROOT
-from kit.live.system import LiveConfig, LiveSystem, free_ports, new_traceparent, send_order
+from kit.live.client import new_traceparent, send_order
+from kit.live.system import LiveConfig, LiveSystem, free_ports
 from kit.live.viewer.store import SpanDatabase
 
 CHROMIUM = "/usr/bin/chromium"

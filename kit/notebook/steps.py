@@ -1,0 +1,91 @@
+"""The course as the notebooks show it: `course_overview()` (the steps and success criteria of
+course.toml) and `show_step(n)` (a step's goal, the file the learner edits with the numbered
+`# TODO n (criteria): text` comments still in it, the checks that grade it, and its hints).
+
+The checks are the kit's one check description (`kit.notebook.grading.checks`); the TODOs are
+read from the learner's file in the tree in use, as it is on disk now.
+"""
+from __future__ import annotations
+
+import html
+import re
+from pathlib import Path
+
+from kit import ROOT
+from kit.course import load_course
+from kit.notebook.display import _display_html
+from kit.notebook.grading import checks as _checks
+from kit.notebook.tree import current_tree
+
+_TODO = re.compile(r"^\s*#\s*TODO\s+(\d+)\s*(?:\(([^)]*)\))?\s*:\s*(.*)$")
+
+
+def _todos(path: Path) -> list[tuple[int, str, str, str]]:
+    """(line, number, criteria, text) of every `# TODO n (criteria): text` comment, with the
+    comment lines that continue it."""
+    found: list[list] = []
+    lines = path.read_text(encoding="utf-8").splitlines() if path.exists() else []
+    for i, line in enumerate(lines, 1):
+        match = _TODO.match(line)
+        if match:
+            found.append([i, match[1], match[2] or "", match[3].strip()])
+    for entry in found:                   # join the indented comment lines that follow
+        for line in lines[entry[0]:]:
+            stripped = line.strip()
+            if not stripped.startswith("#") or _TODO.match(line) or not re.match(r"#\s{2,}\S", stripped):
+                break
+            entry[3] += " " + stripped.lstrip("#").strip()
+    return [tuple(e) for e in found]
+
+
+def show_step(number: int) -> None:
+    """Show a step as course.toml describes it, the TODOs left in your file and its checks."""
+    from kit.grading.errors import GradingError
+
+    course = load_course()
+    step = course.step(number)
+    path = current_tree() / step.file
+    try:
+        checks, problem = _checks(number), None
+    except GradingError as exc:  # the kit's own checks are broken: show the step all the same
+        checks, problem = [], str(exc)
+    criteria = list(dict.fromkeys(c.criterion for c in checks))
+    titles = {c.id: c.title for c in course.criteria}
+    todos = _todos(path)
+    e = html.escape
+    parts = [f"<h3>Step {step.number}: {e(step.title)}</h3>",
+             f"<p><b>Goal.</b> {e(step.goal)}</p>",
+             "<p><b>Success criteria served:</b> " + (", ".join(
+                 f"<i>{e(titles.get(c, c))}</i> ({e(course.criterion(c).summary) if c in titles else ''})"
+                 for c in criteria) or "none yet") + "</p>",
+             f"<p><b>You edit</b> <code>{e(str(path.relative_to(ROOT) if path.is_relative_to(ROOT) else path))}"
+             f"</code>" + (f", {len(todos)} TODO comments:</p>" if todos else ": no TODOs left in it.</p>")]
+    if todos:
+        parts.append("<ul>" + "".join(
+            f"<li><code>line {line}</code> <b>TODO {num}</b>{f' <small>({e(crit)})</small>' if crit else ''}: "
+            f"{e(text)}</li>" for line, num, crit, text in todos) + "</ul>")
+    if checks:
+        rows = "".join(f"<tr><td style='text-align:left'>{e(c.title)}</td><td>{e(titles.get(c.criterion, c.criterion))}"
+                       f"</td><td>{e(c.todo or '')}</td></tr>" for c in checks)
+        parts.append(f"<details><summary><b>{len(checks)} checks</b> grade this step (<code>check({number})</code>)"
+                     f"</summary><table><tr><th>check</th><th>criterion</th><th>look at</th></tr>{rows}</table></details>")
+    if problem:
+        parts.append(f"<p><b style='color:#d62728'>The checks could not be listed:</b> {e(problem)}</p>")
+    if step.hints:
+        parts.append("<details><summary><b>Hints</b></summary><ul>"
+                     + "".join(f"<li>{e(h)}</li>" for h in step.hints) + "</ul></details>")
+    _display_html("".join(parts))
+
+
+def course_overview() -> None:
+    """The steps and success criteria of the course, from course.toml."""
+    course = load_course()
+    e = html.escape
+    steps = "".join(f"<tr><td>{s.number}</td><td style='text-align:left'>{e(s.title)}</td>"
+                    f"<td style='text-align:left'><code>{e(s.file)}</code></td>"
+                    f"<td style='text-align:left'>{e(s.goal)}</td></tr>" for s in course.steps)
+    criteria = "".join(f"<tr><td style='text-align:left'>{e(c.title)}</td><td>{c.points}</td>"
+                       f"<td style='text-align:left'>{e(c.summary)}</td></tr>" for c in course.criteria)
+    _display_html(f"<h3>{e(course.title)}</h3><table><tr><th>step</th><th>title</th><th>file</th><th>goal</th></tr>"
+                  f"{steps}</table><p><b>Success criteria</b> ({course.max_score} points)</p><table><tr>"
+                  f"<th>criterion</th><th>points</th><th>what it means</th></tr>{criteria}</table>")
