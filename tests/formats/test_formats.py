@@ -1,7 +1,7 @@
 """Every output format is a pure function of the result model, checked against golden files.
 
 Regenerate the golden files after an intended change with `UPDATE_GOLDEN=1 python -m pytest
-tests/test_formats.py`, then read the diff.
+tests/formats/test_formats.py`, then read the diff.
 """
 from __future__ import annotations
 

@@ -21,7 +21,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
-MODULE_PATH = Path(__file__).resolve().parents[1] / "solution/services/shared/span_store.py"
+MODULE_PATH = Path(__file__).resolve().parents[2] / "solution/services/shared/span_store.py"
 TRACE = "0af7651916cd43dd8448eb211c80319c"
 BASE = 1_700_000_000_000.0
 

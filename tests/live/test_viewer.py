@@ -9,7 +9,8 @@ import json
 import pytest
 from fastapi.testclient import TestClient
 
-from kit.traces.analysis import Span, analyse, critical_path, index, self_times
+from kit.traces.analysis import analyse, critical_path, index, self_times
+from kit.traces.model import Span
 from kit.live.viewer.server import create_viewer_app
 from kit.traces.otlp import to_otlp_json
 from kit.live.viewer.store import summarize

@@ -3,7 +3,7 @@
 The structure is read back from the SVG (rows, the critical-path class, error and exception
 marks, nodes and edges). `test_renders_to_png` turns the pictures into PNG files to look at:
 into `WORKSHOP_PICTURES_DIR` when set (e.g. `WORKSHOP_PICTURES_DIR=/tmp/pictures python -m
-pytest tests/test_waterfall.py`), else a temporary folder; it skips when `rsvg-convert`
+pytest tests/traces/test_waterfall.py`), else a temporary folder; it skips when `rsvg-convert`
 (Debian: librsvg2-bin) is not installed.
 """
 from __future__ import annotations
@@ -22,7 +22,8 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
-from kit.traces.waterfall import critical_path, service_dependencies, service_map_svg, waterfall_svg
+from kit.traces.service_map import service_dependencies, service_map_svg
+from kit.traces.waterfall import critical_path, waterfall_svg
 
 SVG = "{http://www.w3.org/2000/svg}"
 T0 = 1_700_000_000_000.0
