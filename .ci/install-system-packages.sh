@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# System packages some tests use: headless Chromium (tests/test_viewer_browser.py) and a real
-# Redis server (tests/test_live.py). Quiet, and a no-op when both are already installed.
+# System packages some tests use: headless Chromium (tests/live/test_viewer_browser.py) and a real
+# Redis server (tests/live/test_live.py). Quiet, and a no-op when both are already installed.
 # Tests that need them skip with the reason when they are missing.
 set -euo pipefail
 

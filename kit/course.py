@@ -87,23 +87,38 @@ class Course:
         return tuple(files)
 
 
+def _entries(data: dict, section: str, source: str, build) -> tuple:
+    """Build every entry of `section`, with an error that names the entry and what is wrong."""
+    if section not in data and section != "extensions":
+        raise CourseError(f"{source}: no [[{section}]] entries")
+    built = []
+    for n, entry in enumerate(data.get(section, ()), 1):
+        name = f"[[{section}]] entry {n}" + (f" ({entry.get('id') or entry.get('number')})"
+                                              if isinstance(entry, dict) and (entry.get("id") or entry.get("number")) else "")
+        try:
+            built.append(build(entry))
+        except KeyError as exc:
+            raise CourseError(f"{source}: {name} lacks the field {exc.args[0]!r}") from None
+        except (TypeError, ValueError) as exc:
+            raise CourseError(f"{source}: {name} has a bad value ({exc})") from None
+    return tuple(built)
+
+
 def parse_course(data: dict, source: str = "course.toml") -> Course:
     """Build a Course from parsed TOML, with an error that names the bad entry."""
-    try:
-        criteria = tuple(Criterion(id=c["id"], title=c["title"], points=int(c["points"]),
-                                   summary=c.get("summary", "")) for c in data["criteria"])
-        steps = tuple(Step(number=int(s["number"]), title=s["title"], file=s["file"],
-                           goal=s.get("goal", ""), hints=tuple(s.get("hints", ())))
-                      for s in data["steps"])
-        extensions = tuple(Extension(id=e["id"], title=e["title"], files=tuple(e["files"]),
-                                     goal=e.get("goal", ""), hints=tuple(e.get("hints", ())))
-                           for e in data.get("extensions", ()))
-    except KeyError as exc:
-        raise CourseError(f"{source}: an entry lacks the field {exc.args[0]!r}") from None
+    criteria = _entries(data, "criteria", source, lambda c: Criterion(
+        id=c["id"], title=c["title"], points=int(c["points"]), summary=c.get("summary", "")))
+    steps = _entries(data, "steps", source, lambda s: Step(
+        number=int(s["number"]), title=s["title"], file=s["file"], goal=s.get("goal", ""),
+        hints=tuple(s.get("hints", ()))))
+    extensions = _entries(data, "extensions", source, lambda e: Extension(
+        id=e["id"], title=e["title"], files=tuple(e["files"]), goal=e.get("goal", ""),
+        hints=tuple(e.get("hints", ()))))
     for kind, ids in (("criterion", [c.id for c in criteria]), ("step", [s.number for s in steps]),
                       ("extension", [e.id for e in extensions])):
-        if len(set(ids)) != len(ids):
-            raise CourseError(f"{source}: a {kind} is listed twice")
+        twice = sorted({str(i) for i in ids if ids.count(i) > 1})
+        if twice:
+            raise CourseError(f"{source}: {kind} {', '.join(twice)} is listed twice")
     return Course(title=data.get("title", ""), criteria=criteria, steps=steps, extensions=extensions)
 
 

@@ -16,7 +16,7 @@ with jupytext can open them as notebooks too), but nothing beyond nbformat is ne
 Everything before the first `# %%` line is the source file's own comment and is left out.
 A notebook is never edited as JSON: edit its source and run this script. The notebooks are
 written without outputs, with stable cell ids, so the same source always gives the same file
-(`tests/test_notebooks.py` checks that the committed notebooks match their sources).
+(`tests/notebook/test_notebooks.py` checks that the committed notebooks match their sources).
 """
 from __future__ import annotations
 

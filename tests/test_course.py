@@ -34,7 +34,7 @@ def test_a_missing_field_is_named(section, field):
 def test_a_missing_section_is_named():
     data = _data()
     del data["steps"]
-    with pytest.raises(CourseError, match="'steps'"):
+    with pytest.raises(CourseError, match=r"no \[\[steps\]\] entries"):
         parse_course(data)
 
 
@@ -42,7 +42,7 @@ def test_a_missing_section_is_named():
 def test_an_entry_listed_twice_is_refused(section, kind):
     data = _data()
     data[section].append(dict(data[section][0]))
-    with pytest.raises(CourseError, match=f"a {kind} is listed twice"):
+    with pytest.raises(CourseError, match=f"{kind} .* is listed twice"):
         parse_course(data, "my-course.toml")
 
 
@@ -50,12 +50,10 @@ def test_an_extension_listed_twice_is_refused():
     data = _data()
     extension = {"id": "E1", "title": "An extension", "files": ["services/shared/extra.py"]}
     data["extensions"] = [extension, dict(extension)]
-    with pytest.raises(CourseError, match="extension is listed twice"):
+    with pytest.raises(CourseError, match="extension E1 is listed twice"):
         parse_course(data)
 
 
-@pytest.mark.xfail(strict=True, reason="kit/course.py names the field and the file, not which entry lacks it "
-                                        "or which id is listed twice")
 def test_the_error_names_the_entry_itself():
     data = _data()
     missing, twice = data["criteria"][1], data["criteria"][2]
@@ -73,7 +71,7 @@ def test_the_error_names_the_entry_itself():
 def test_points_that_are_not_a_number_are_refused():
     data = _data()
     data["criteria"][0]["points"] = "many"
-    with pytest.raises(ValueError):
+    with pytest.raises(CourseError, match=r"\[\[criteria\]\] entry 1 .* has a bad value"):
         parse_course(data)
 
 
