@@ -1,21 +1,22 @@
-"""Extensions E1 and E4: analytics over many traces (optional, outside the 100 points).
+"""Extensions E1 and E4 (optional, outside the 100 points): analytics over many traces.
 
 Step 5 looks at one trace at a time. Once the span store holds thousands of traces, the
 questions change: which operations are slow *usually* (not in one unlucky request), which
 services fail most often, and how the services depend on each other across all traffic.
 
-What to build (the contract's "Extensions", and docs/learner-api.md rules E1.x and E4.x):
+What to build (docs/learner-api.md, sections E1 and E4, says exactly what each returns):
 
-    slowest_operations(spans, top=10) -> [operation]  TODO 1 (E1, rule E1.1)
-    error_rates(spans)                -> [service]    TODO 2 (E1, rule E1.2)
-    dependency_map(spans)             -> [edge]       TODO 3 (E4, rule E4.1)
-    KQL                                               provided (E1, rule E1.3): the same
+    slowest_operations(spans, top=10) -> [operation]  TODO 1 (rules E1.1-E1.4)
+    error_rates(spans)                -> [service]    TODO 2 (rules E1.5-E1.8)
+    dependency_map(spans)             -> [edge]       TODO 3 (rules E4.1-E4.5)
+    KQL                                               provided, not graded: the same
                                                       questions for Application Insights
 
 `spans` are `SpanRecord`s (`services.shared.span_store`) of any number of traces. Definitions
-shared by every extension: durations in ms; a percentile pN of n >= 1 values is the nearest
-rank, `sorted(values)[math.ceil(N / 100 * n) - 1]` (always one of the values, so p50 of
-[1, 2, 3, 4] is 2); a request is a `SERVER` span; an operation is a span's `(service, name)`.
+shared by every extension (rules 0.11-0.14): durations in ms; a percentile pN of n >= 1
+values is the nearest rank, `sorted(values)[math.ceil(N / 100 * n) - 1]` (always one of the
+values, so p50 of [1, 2, 3, 4] is 2); a request is a `SERVER` span; an operation is a span's
+`(service, name)`.
 
 Keep it fast: 100,000 spans should take well under a second. Group the spans in one pass (a
 dict of lists), then sort each group once.
@@ -56,27 +57,27 @@ AppRequests
 
 def slowest_operations(spans: list[SpanRecord], *, top: int = 10) -> list[dict]:
     """The `top` slowest operations of `SERVER` and `INTERNAL` spans, by p95 (slowest first)."""
-    # TODO 1 (extension E1; rule E1.1): group the durations of SERVER and INTERNAL spans by
-    # (service, name). One entry per group: {"service", "operation" (the span name), "count",
+    # TODO 1 (extension E1; rules E1.1-E1.4): group the durations of SERVER and INTERNAL spans
+    # by (service, name). One entry per group: {"service", "operation" (the span name), "count",
     # "p50_ms", "p95_ms", "p99_ms", "max_ms"} (nearest-rank percentiles, see above). Sort by
     # p95_ms descending, then service, then operation; return at most `top` entries.
     raise NotImplementedError("Extension E1, TODO 1: rank the operations by p95")
 
 
 def error_rates(spans: list[SpanRecord]) -> list[dict]:
-    """`{"service", "requests", "errors", "error_rate"}` per service that has requests, by service."""
-    # TODO 2 (extension E1; rule E1.2): requests are SERVER spans; errors are the requests with
-    # status "ERROR"; error_rate = errors / requests. One entry per service that has at least
-    # one request, sorted by service.
+    """`{"service", "requests", "errors", "error_rate"}` per service with requests, by service."""
+    # TODO 2 (extension E1; rules E1.5-E1.8): requests are SERVER spans; errors are the requests
+    # with status "ERROR"; error_rate = errors / requests. One entry per service that has at
+    # least one request, sorted by service.
     raise NotImplementedError("Extension E1, TODO 2: compute each service's error rate")
 
 
 def dependency_map(spans: list[SpanRecord]) -> list[dict]:
     """Step 5's service map summed over every trace, with the latency of the calls."""
-    # TODO 3 (extension E4; rule E4.1): the edges of Step 5's build_service_dependencies, trace
-    # by trace (a parent is looked up in its own trace; a duplicated span id is kept once),
-    # summed over all traces: {"caller", "callee", "calls", "errors", "p50_ms", "p95_ms"},
-    # sorted by caller, then callee. A call's latency is the duration of the caller's span of
-    # the edge: the parent span (for a child in another service), or the childless CLIENT
-    # span itself (for a database, cache or outside API).
+    # TODO 3 (extension E4; rules E4.1-E4.5): the edges of Step 5's build_service_dependencies,
+    # trace by trace (a parent is looked up in its own trace; a duplicated span id is kept
+    # once), summed over all traces: {"caller", "callee", "calls", "errors", "p50_ms",
+    # "p95_ms"}, sorted by caller, then callee. A call's latency is the duration of the caller's
+    # span of the edge: the parent span (for a child in another service), or the childless
+    # CLIENT span itself (for a database, cache or outside API).
     raise NotImplementedError("Extension E4, TODO 3: build the dependency map across traces")

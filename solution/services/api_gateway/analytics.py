@@ -7,7 +7,7 @@ services fail most often, and how the services depend on each other across all t
     slowest_operations(spans, top=10) -> [operation]  E1: p50/p95/p99/max per (service, name)
     error_rates(spans)                -> [service]    E1: failed requests / requests
     dependency_map(spans)             -> [edge]       E4: Step 5's service map over every trace
-    KQL                                               E1: the same questions for Application Insights
+    KQL                                               E1: the same questions, for App Insights
 
 Definitions shared by every extension: durations in ms; a percentile pN of n >= 1 values is
 the nearest rank, `sorted(values)[ceil(N / 100 * n) - 1]` (always one of the values, never an
@@ -16,8 +16,9 @@ span's `(service, name)`.
 
 Percentiles, not averages: if one request in ten takes 5 s and the rest 50 ms, the mean
 (about 0.5 s) describes no request at all, while p50 = 50 ms and p95 = 5 s describe both the
-usual request and the slow tail that users complain about. Spans are counted as given; each function is one pass to group the spans and one sort per group, so 100,000
-spans take well under a second (`benchmarks/bench_extensions.py`).
+usual request and the slow tail that users complain about. Spans are counted as given;
+each function is one pass to group the spans and one sort per group, so 100,000 spans take
+well under a second (`benchmarks/bench_extensions.py`).
 """
 from __future__ import annotations
 

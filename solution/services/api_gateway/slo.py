@@ -55,7 +55,8 @@ def evaluate_slo(slo: SLO, spans: list[SpanRecord], *, start_ms: float | None = 
                 (end_ms is not None and span.start_ms >= end_ms):
             continue
         total += 1
-        if span.status != "ERROR" and (slo.latency_ms is None or span.duration_ms <= slo.latency_ms):
+        fast_enough = slo.latency_ms is None or span.duration_ms <= slo.latency_ms
+        if span.status != "ERROR" and fast_enough:
             good += 1
     sli = good / total if total else 1.0
     budget = 1.0 - slo.objective

@@ -6,8 +6,8 @@ if every span of an order carries the user's variant, the traces themselves say 
 treatment's orders are slower or fail more often, in every service, not only where the feature
 lives.
 
-    assign_variant(user_id, experiment)   -> "control" | "treatment"  the same user, the same variant
-    compare_variants(spans, experiment)   -> {variant: figures}       orders, errors, p50, p95
+    assign_variant(user_id, experiment)  -> "control" | "treatment"  same user, same variant
+    compare_variants(spans, experiment)  -> {variant: figures}       orders, errors, p50, p95
 
 How the variant reaches every span: when the gateway's settings name an experiment
 (`WORKSHOP_EXPERIMENT=checkout-v2`), the gateway, once it knows the user, calls
