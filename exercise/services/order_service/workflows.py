@@ -35,6 +35,12 @@ What to build (the TODOs below, with the success criterion each one serves):
   (after releasing any reservation; the stub already does that part).
 - TODO 6 (context-propagates): log "Order processed successfully" with `order_id`, `trace_id`
   (32 hex digits) and `duration_ms`, through `structlog.get_logger()`.
+- TODO 7 (criterion: performance-visible; see docs/learner-api.md): a business metric. Every
+  order adds 1 to a counter `orders.processed` (unit `{order}`) made with
+  `self.telemetry.meter`, with `order.status` = `success` | `failed` and, when failed,
+  `order.failure_reason` (`inventory_unavailable`, `payment_failed`, or `error` when the
+  workflow raised). Add it *inside* the `process_order` span, so that its exemplar points at
+  the order's trace.
 
 Results: `{"status": "success", "order_id", "confirmation_number", "estimated_delivery"}` or
 `{"status": "failed", "reason": "inventory_unavailable" | "payment_failed"}`.
@@ -72,6 +78,8 @@ class OrderWorkflow:
         self.client = client
         self.inventory_url = inventory_url.rstrip("/")
         self.payment_url = payment_url.rstrip("/")
+        # TODO 7 (criterion: performance-visible; see docs/learner-api.md): create the counter
+        #   once: self.telemetry.meter.create_counter("orders.processed", unit="{order}").
 
     async def process_order(self, order_data: dict) -> dict:
         """Run one order through the workflow and return its result dict.
@@ -99,6 +107,11 @@ class OrderWorkflow:
         # TODO 6 (context-propagates): on success, log inside the span:
         #   structlog.get_logger().info("Order processed successfully", order_id=order_id,
         #       trace_id=<span's trace id as 32 hex digits>, duration_ms=<time taken, in ms>)
+        # TODO 7 (criterion: performance-visible; see docs/learner-api.md): while process_order
+        #   is still the current span, add 1 to orders.processed with {"order.status":
+        #   "success"}, or {"order.status": "failed", "order.failure_reason": result["reason"]},
+        #   or, when the steps raised, {"order.status": "failed", "order.failure_reason":
+        #   "error"} (before re-raising).
         return result
 
     async def _run_steps(self, order_id: str, user_id: str, items: list[dict],

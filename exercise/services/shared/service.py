@@ -4,7 +4,9 @@
 
 - its own `DistributedTelemetry` (Step 1), initialised with the service's name and instrumenting
   the app; kept as `app.state.telemetry`. A fresh instance per app, never the module-level
-  default, so that five services can share one process without sharing a tracer provider;
+  default, so that five services can share one process without sharing a tracer provider (or a
+  meter provider: `metric_reader`, when given, is this service's own, since a reader belongs
+  to one meter provider);
 - one `TracedHttpClient` (Step 4) for every outgoing call, kept as `app.state.http_client`;
 - `X-Correlation-ID: correlation_id(request.headers)` (Step 2) on every response, error
   responses included, when Step 2 gives a non-empty id;
@@ -24,6 +26,7 @@ import httpx
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from opentelemetry import trace
+from opentelemetry.sdk.metrics.export import MetricReader
 from opentelemetry.sdk.trace.export import SpanExporter
 from opentelemetry.trace import Status, StatusCode
 
@@ -41,6 +44,7 @@ def create_service_app(
     settings: Settings | None = None,
     *,
     exporter: SpanExporter | None = None,
+    metric_reader: MetricReader | None = None,
     sampling: SamplingConfig | None = None,
     transport: httpx.AsyncBaseTransport | None = None,
     batch: bool = True,
@@ -67,8 +71,11 @@ def create_service_app(
 
     app = FastAPI(title=title or name, lifespan=lifespan)
     telemetry = DistributedTelemetry()
+    # `metric_reader` is passed only when given, so a telemetry.py written before metrics were
+    # added to Step 1 still runs every service (only the metrics themselves are then missing).
+    metrics = {"metric_reader": metric_reader} if metric_reader is not None else {}
     telemetry.initialize(name, settings.service_version, settings.environment,
-                         exporter=exporter, sampling=sampling, batch=batch)
+                         exporter=exporter, sampling=sampling, batch=batch, **metrics)
     http_client = TracedHttpClient(name, settings.service_version, telemetry=telemetry,
                                    transport=transport, timeout_s=settings.http_timeout_s,
                                    sleep=sleep or asyncio.sleep)

@@ -65,3 +65,7 @@ class Settings(BaseSettings):
 
     #: The inventory database: a SQLite file, or ":memory:" (fresh and seeded for every app).
     inventory_db: str = ":memory:"
+
+    #: Extension E2: the A/B experiment the gateway assigns users to (`WORKSHOP_EXPERIMENT`);
+    #: each order then carries `experiment.<name>` = the user's variant. None: no experiment.
+    experiment: str | None = None

@@ -1,5 +1,5 @@
 """Step 1: one tracer provider per service, with a resource, an exporter pipeline and
-instrumentation bound to it.
+instrumentation bound to it; and one meter provider beside it, whose metrics point at traces.
 
 YOUR TASK. As shipped, this module is a harmless no-op: the services run and orders go
 through, but no span is recorded or exported. Work through the numbered TODOs below; each one
@@ -27,6 +27,17 @@ What you are building:
     (``opentelemetry.propagate.set_global_textmap``).
 * ``instrument_app`` / ``instrument_client`` bind the FastAPI and httpx instrumentations to
   this instance's provider.
+* **Metrics correlated with traces** (TODO 14-17): ``initialize`` also builds this service's
+  *own* ``MeterProvider`` (never the global one) with the same resource and
+  ``exemplar_filter=TraceBasedExemplarFilter()``, so that a measurement taken while a sampled
+  span is current carries an *exemplar* naming that span's trace and span id: from a slow
+  bucket of a latency chart you reach a trace. Its reader, first match wins: the
+  ``metric_reader`` argument; Azure Monitor when a connection string is set; OTLP over HTTP
+  when ``OTEL_EXPORTER_OTLP_ENDPOINT`` is set (both in a ``PeriodicExportingMetricReader``);
+  otherwise none. The instrumentations get this meter provider too, so every service records
+  ``http.server.request.duration`` and ``http.client.request.duration``; ``meter`` hands out
+  a meter from it (a no-op meter before ``initialize()``); ``force_flush`` and ``shutdown``
+  cover it as well.
 * ``ResilientSpanExporter``: retries with exponential backoff and a circuit breaker, never
   raising into the application.
 
@@ -36,7 +47,8 @@ Usage::
     provider = telemetry.initialize("order-service", "1.0.0", "development")
     telemetry.instrument_app(app)
     with telemetry.create_span("process_order", attributes={"order.id": "o-1"}) as span:
-        ...
+        orders = telemetry.meter.create_counter("orders.processed", unit="{order}")
+        orders.add(1, {"order.status": "success"})
     telemetry.force_flush()
     telemetry.shutdown()
 """
@@ -52,8 +64,17 @@ from typing import TYPE_CHECKING, ContextManager
 # chosen before any instrumentation is imported, even when this module is used on its own.
 os.environ.setdefault("OTEL_SEMCONV_STABILITY_OPT_IN", "http")
 
-from opentelemetry import trace  # noqa: E402
+from opentelemetry import metrics, trace  # noqa: E402
 from opentelemetry.context import Context  # noqa: E402
+from opentelemetry.metrics import Meter  # noqa: E402
+from opentelemetry.sdk.metrics import (  # noqa: E402,F401 - you will need these (TODO 14)
+    MeterProvider,
+    TraceBasedExemplarFilter,
+)
+from opentelemetry.sdk.metrics.export import (  # noqa: E402,F401 - (TODO 14, 15)
+    MetricReader,
+    PeriodicExportingMetricReader,
+)
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider  # noqa: E402
 from opentelemetry.sdk.trace import Span as SDKSpan  # noqa: E402
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult  # noqa: E402
@@ -76,10 +97,12 @@ SERVICE_NAMESPACE = "workshop"
 
 
 class DistributedTelemetry:
-    """Tracing for one service: its own provider, resource, exporter and instrumentation."""
+    """Tracing for one service: its own provider, resource, exporter and instrumentation; and
+    its own meter provider, whose measurements carry exemplars pointing at sampled traces."""
 
     def __init__(self) -> None:
         self.tracer_provider: TracerProvider | None = None  # None until initialize()
+        self.meter_provider: MeterProvider | None = None    # None until initialize()
         self.service_name: str | None = None
 
     # -- set-up -----------------------------------------------------------------------------
@@ -87,12 +110,15 @@ class DistributedTelemetry:
                    environment: str = "development", connection_string: str | None = None, *,
                    exporter: SpanExporter | None = None,
                    sampling: SamplingConfig | None = None,
-                   batch: bool = True) -> TracerProvider:
-        """Build this service's tracer provider and return it.
+                   batch: bool = True,
+                   metric_reader: MetricReader | None = None) -> TracerProvider:
+        """Build this service's tracer provider (returned) and meter provider.
 
         ``exporter`` overrides the exporter choice (tests pass an ``InMemorySpanExporter``);
         ``sampling`` overrides ``SamplingConfig.for_environment(environment)``; ``batch``
-        chooses a ``BatchSpanProcessor`` (True) or a ``SimpleSpanProcessor`` (False).
+        chooses a ``BatchSpanProcessor`` (True) or a ``SimpleSpanProcessor`` (False);
+        ``metric_reader`` overrides the metric reader choice (tests pass an
+        ``InMemoryMetricReader``).
         """
         # TODO 1 (traces-span-services): build a Resource with service.name, service.version,
         #   deployment.environment, service.namespace="workshop" and
@@ -110,6 +136,18 @@ class DistributedTelemetry:
         #   the FastAPI and httpx instrumentations extract and inject as Step 2 does.
         # TODO 6 (traces-span-services): keep a tracer from *this* provider (never the global
         #   one) for the `tracer` property.
+        # TODO 14 (criterion: performance-visible; see docs/learner-api.md): build this
+        #   service's own MeterProvider (never metrics.set_meter_provider) with the same
+        #   resource as the tracer provider, exemplar_filter=TraceBasedExemplarFilter() (an
+        #   exemplar only while a sampled span is current, so it names a trace that is kept)
+        #   and metric_readers=[the reader TODO 15 chose] (or [] when none); keep it as
+        #   self.meter_provider, and a meter from it for the `meter` property.
+        # TODO 15 (criterion: performance-visible; see docs/learner-api.md): choose the metric
+        #   reader, first match wins: the metric_reader argument > Azure Monitor when a
+        #   connection string is set (AzureMonitorMetricExporter, imported lazily, warn and fall
+        #   back when missing) > OTLP when OTEL_EXPORTER_OTLP_ENDPOINT is set (OTLPMetricExporter
+        #   from opentelemetry.exporter.otlp.proto.http.metric_exporter) > none; put the
+        #   exporter in a PeriodicExportingMetricReader.
         self.tracer_provider = TracerProvider()
         self.service_name = service_name
         return self.tracer_provider
@@ -118,11 +156,18 @@ class DistributedTelemetry:
         """Make a SERVER span for every request of ``app``, with this service's provider."""
         # TODO 7 (traces-span-services): FastAPIInstrumentor.instrument_app(app,
         #   tracer_provider=self.tracer_provider, exclude_spans=["receive", "send"]).
+        # TODO 16 (criterion: performance-visible; see docs/learner-api.md): also pass
+        #   meter_provider=self.meter_provider, so every request records
+        #   http.server.request.duration (with an exemplar naming its trace). None would mean
+        #   the *global* meter provider: before initialize() pass metrics.NoOpMeterProvider().
 
     def instrument_client(self, client: httpx.AsyncClient) -> None:
         """Make a CLIENT span for every request ``client`` sends, and inject trace headers."""
         # TODO 8 (context-propagates): HTTPXClientInstrumentor.instrument_client(client,
         #   tracer_provider=self.tracer_provider).
+        # TODO 16 (criterion: performance-visible; see docs/learner-api.md): also pass
+        #   meter_provider=self.meter_provider, so every call records
+        #   http.client.request.duration.
 
     # -- using it ---------------------------------------------------------------------------
     @property
@@ -130,6 +175,13 @@ class DistributedTelemetry:
         """This service's tracer; a no-op tracer before ``initialize()``."""
         # TODO 6 (traces-span-services): return the tracer kept by initialize() once there is one.
         return trace.NoOpTracer()
+
+    @property
+    def meter(self) -> Meter:
+        """This service's meter; a no-op meter before ``initialize()``."""
+        # TODO 14 (criterion: performance-visible; see docs/learner-api.md): return the meter
+        #   kept by initialize() once there is one (keep this no-op meter before that).
+        return metrics.NoOpMeter(__name__)
 
     def create_span(self, name: str, kind: SpanKind = SpanKind.INTERNAL,
                     attributes: Mapping[str, AttributeValue] | None = None
@@ -147,11 +199,15 @@ class DistributedTelemetry:
     def force_flush(self, timeout_millis: int = 30_000) -> bool:
         """Export every finished span that sampling keeps; True when that succeeded."""
         # TODO 10 (traces-span-services): flush this service's provider.
+        # TODO 17 (criterion: performance-visible; see docs/learner-api.md): flush the meter
+        #   provider too (it collects every reader now); return False if either flush failed.
         return True
 
     def shutdown(self) -> None:
         """Flush and stop this service's pipeline (safe to call more than once)."""
         # TODO 10 (traces-span-services): shut this service's provider down, once.
+        # TODO 17 (criterion: performance-visible; see docs/learner-api.md): shut the meter
+        #   provider down too (once: a second MeterProvider.shutdown() only logs a warning).
         if self.tracer_provider is not None:
             self.tracer_provider.shutdown()
 

@@ -25,21 +25,17 @@ whose parent is not in the list is a root (an orphan whose parent was lost, or t
 of a trace that began outside our services). A span id seen twice (a span exported twice) is
 kept once: its earliest-starting copy, the first given on a tie.
 
-Every walk is a loop, never a recursion, so a trace thousands of levels deep cannot hit
-Python's recursion limit; everything is O(n log n), so a trace of 100,000 spans is analysed
-in well under a second (`benchmarks/bench_analysis.py`). The functions share one index of the
-trace (sorted once, spans found by id through one dict), built by whichever is called first
-and reused by the others for the same spans; and CPython's full garbage collections are held
-off while the large results (the tree, the timeline) are built.
+Every analysis starts from the same view of the trace, `_index(spans)`: the distinct spans
+sorted once by start, each one's parent found through one dict of span ids (the endpoint
+builds it once and runs every analysis on it). Every walk is a loop, never a recursion, so a
+trace thousands of levels deep cannot hit Python's recursion limit; everything is
+O(n log n), so a trace of 100,000 spans is analysed in well under a second
+(`benchmarks/bench_analysis.py`).
 """
 from __future__ import annotations
 
-import contextlib
-import gc
-import threading
-from collections.abc import Iterator
-from itertools import accumulate, compress
-from operator import add, attrgetter, eq, le
+from dataclasses import dataclass
+from operator import attrgetter
 from typing import Any, TypedDict
 
 from fastapi import APIRouter, HTTPException, Query
@@ -54,71 +50,43 @@ class TraceNode(TypedDict):
     children: list[TraceNode]
 
 
-# --- one index of the trace, shared by every analysis ----------------------------------------
+# --- one view of the trace, the start of every analysis --------------------------------------
 
+@dataclass
 class _Index:
-    """A trace's distinct spans in start order, with parallel lists of each one's offset and
-    end (ms from the trace's start), duration, parent position (-1 for a root) and depth (0 for
-    a root). Offsets from the start are exact (two nearby epoch times subtract exactly) and
-    keep more precision than epoch times; the numbers are new objects, side by side in memory,
-    which keeps the walks over a million spans quick."""
+    """A trace's distinct spans in start order, with parallel lists (position i is span i).
 
-    __slots__ = ("key", "spans", "offsets", "durations", "ends", "parent", "depth")
+    Times are offsets in ms from the trace's start: two nearby epoch times subtract exactly,
+    and the small numbers that result keep more precision than epoch times do."""
 
-
-_last: _Index | None = None
+    spans: list[SpanRecord]
+    offsets: list[float]       # start, ms from the earliest start
+    durations: list[float]
+    ends: list[float]          # offset + duration
+    parent: list[int]          # the parent's position, -1 for a root
+    depth: list[int]           # 0 for a root
 
 
 def _index(spans: list[SpanRecord]) -> _Index:
-    """The index of `spans`, built once per trace.
+    """Sort once, find parents through a dict: the view of the trace every analysis uses.
 
-    Every analysis starts here, so they all agree on one tree. The endpoint hands the same
-    list to five functions, so the last index is kept and reused for an equal list of spans
-    (span records are immutable values: equal spans give the same analysis).
+    The sort is stable, so spans that start together keep the order they were given in; a
+    duplicated span id keeps its first copy in that order (the earliest-starting one).
     """
-    global _last
-    spans = spans if isinstance(spans, list) else list(spans)
-    last = _last
-    # list == compares identities before calling __eq__: the very same spans compare quickly.
-    if last is not None and len(last.key) == len(spans) and last.key == spans:
-        return last
-    _last = index = _build_index(list(spans))
-    return index
-
-
-def _forget_index() -> None:
-    """Let go of the last trace (the endpoint calls this once its answer is built)."""
-    global _last
-    _last = None
-
-
-def _build_index(key: list[SpanRecord]) -> _Index:
-    first = key[0].start_ms if key else 0.0            # offsets from the first span given...
-    offsets = [s.start_ms - first for s in key]
-    if all(map(le, offsets, offsets[1:])):            # already in start order, as stores give
-        uniq = key
-    else:                                             # a stable sort: ties keep input order
-        order = sorted(range(len(key)), key=offsets.__getitem__)
-        low = offsets[order[0]]                       # ...then from the earliest start
-        uniq, offsets = [key[i] for i in order], [offsets[i] - low for i in order]
-    # Each id's position; built from the end, so a duplicated id maps to its first copy.
-    pos = {s.span_id: i for i, s in zip(range(len(uniq) - 1, -1, -1), reversed(uniq))}
-    parent = [pos.get(s.parent_span_id, -1) for s in uniq]   # absent parent: a root
-    if len(pos) < len(uniq):                          # a span id seen twice: keep one copy
-        kept = bytearray(len(uniq))                   # 1 at each position pos points to
-        for i in pos.values():
-            kept[i] = 1
-        renumber = [n - 1 for n in accumulate(kept)]  # old position -> position once dropped
-        uniq = list(compress(uniq, kept))
-        offsets = list(compress(offsets, kept))
-        parent = [renumber[p] if p >= 0 else -1 for p in compress(parent, kept)]
-    index = _Index()
-    index.key, index.spans, index.parent = key, uniq, parent
-    index.offsets = offsets
-    index.durations = [s.duration_ms + 0.0 for s in uniq]   # + 0.0: a copy, see above
-    index.ends = list(map(add, index.offsets, index.durations))
-    index.depth = _depths(parent)
-    return index
+    ordered = sorted(spans, key=attrgetter("start_ms"))
+    position: dict[str, int] = {}
+    distinct: list[SpanRecord] = []
+    for span in ordered:
+        if span.span_id not in position:
+            position[span.span_id] = len(distinct)
+            distinct.append(span)
+    first = distinct[0].start_ms if distinct else 0.0
+    offsets = [s.start_ms - first for s in distinct]
+    durations = [s.duration_ms for s in distinct]
+    parent = [position.get(s.parent_span_id, -1) for s in distinct]   # absent parent: a root
+    return _Index(spans=distinct, offsets=offsets, durations=durations,
+                  ends=[o + d for o, d in zip(offsets, durations)],
+                  parent=parent, depth=_depths(parent))
 
 
 def _depths(parent: list[int]) -> list[int]:
@@ -156,54 +124,33 @@ def _depths(parent: list[int]) -> list[int]:
     return depth
 
 
-_gc_lock = threading.Lock()
-_gc_users = 0
-_gc_saved = (700, 10, 10)
-
-
-@contextlib.contextmanager
-def _building_large_result() -> Iterator[None]:
-    """Hold off CPython's full garbage collections while a large result is built.
-
-    Each time enough new containers survive, the collector walks every object in the process;
-    a tree of a million nodes would set off several such walks for nothing (it holds no
-    cycles). Young collections still run, and the thresholds come back afterwards (counted, so
-    that threads analysing at once restore them only when the last one is done).
-    """
-    global _gc_users, _gc_saved
-    with _gc_lock:
-        if _gc_users == 0:
-            _gc_saved = gc.get_threshold()
-            gc.set_threshold(_gc_saved[0], _gc_saved[1], max(_gc_saved[2], 1_000_000))
-        _gc_users += 1
-    try:
-        yield
-    finally:
-        with _gc_lock:
-            _gc_users -= 1
-            if _gc_users == 0:
-                gc.set_threshold(*_gc_saved)
-
-
 # --- the analyses ------------------------------------------------------------------------------
+
+# Each public function is `_index(spans)` and one algorithm over it. The endpoint asks five of
+# them about the same trace, so it builds the index once and calls the algorithms itself.
 
 def build_trace_tree(spans: list[SpanRecord]) -> list[TraceNode]:
     """The trace as a forest: one node per distinct span; roots and children in start order."""
-    index = _index(spans)
-    with _building_large_result():
-        nodes: list[TraceNode] = [{"span": s, "children": []} for s in index.spans]
-        roots = []
-        for node, p in zip(nodes, index.parent):      # in start order, so children are too
-            if p < 0:
-                roots.append(node)
-            else:
-                nodes[p]["children"].append(node)
+    return _tree(_index(spans))
+
+
+def _tree(index: _Index) -> list[TraceNode]:
+    nodes: list[TraceNode] = [{"span": s, "children": []} for s in index.spans]
+    roots = []
+    for node, p in zip(nodes, index.parent):          # in start order, so children are too
+        if p < 0:
+            roots.append(node)
+        else:
+            nodes[p]["children"].append(node)
     return roots
 
 
 def calculate_total_duration(spans: list[SpanRecord]) -> float:
     """Latest end minus earliest start, in ms: the trace as the user lived it (0 if empty)."""
-    index = _index(spans)
+    return _total_duration(_index(spans))
+
+
+def _total_duration(index: _Index) -> float:
     return max(index.ends) if index.ends else 0.0   # offsets start at 0
 
 
@@ -295,7 +242,10 @@ def identify_bottlenecks(spans: list[SpanRecord], *, threshold_ms: float = 1000.
     points at the operation that is slow itself, not at every ancestor of it. Equal self times
     keep start order.
     """
-    index = _index(spans)
+    return _bottlenecks(_index(spans), threshold_ms, top)
+
+
+def _bottlenecks(index: _Index, threshold_ms: float, top: int) -> list[dict]:
     starts, ends, n = index.offsets, index.ends, len(index.spans)
     covered = [0.0] * n
     # Each span's current run of merged child time. Spans are visited in start order, so each
@@ -323,7 +273,7 @@ def identify_bottlenecks(spans: list[SpanRecord], *, threshold_ms: float = 1000.
         if self_time >= threshold_ms:
             found.append((self_time, i))
     found.sort(key=lambda f: f[0], reverse=True)      # stable: equal self times keep start order
-    total = calculate_total_duration(spans)
+    total = _total_duration(index)
     return [{"span_id": span.span_id, "operation": span.name, "service": span.service,
              "duration_ms": span.duration_ms, "self_time_ms": self_time,
              "percentage_of_total": self_time / total * 100 if total > 0 else 0.0}
@@ -333,30 +283,18 @@ def identify_bottlenecks(spans: list[SpanRecord], *, threshold_ms: float = 1000.
 def build_timeline(spans: list[SpanRecord]) -> list[dict]:
     """One entry per span in start order (a parent before a child that starts with it), with
     its offset from the trace start and its depth in the tree (roots are 0): a waterfall."""
-    index = _index(spans)
-    uniq, offsets, durations, depth = index.spans, index.offsets, index.durations, index.depth
-    order: Any = range(len(uniq))                     # the index is in start order already,
-    runs = _runs_of_equal(offsets)                    # but spans starting together go by
-    if runs:                                          # depth, so a parent comes first
-        order = list(order)
-        for first, end in runs:
-            order[first:end] = sorted(order[first:end], key=depth.__getitem__)
-    with _building_large_result():
-        return [{"span_id": s.span_id, "parent_span_id": s.parent_span_id, "name": s.name,
-                 "service": s.service, "offset_ms": offsets[i], "duration_ms": durations[i],
-                 "depth": depth[i], "status": s.status}
-                for i in order for s in (uniq[i],)]
+    return _timeline(_index(spans))
 
 
-def _runs_of_equal(values: list[float]) -> list[list[int]]:
-    """[first, end) of each run of two or more equal neighbours in `values`."""
-    runs: list[list[int]] = []
-    for i in compress(range(1, len(values)), map(eq, values, values[1:])):
-        if runs and runs[-1][1] == i:
-            runs[-1][1] = i + 1
-        else:
-            runs.append([i - 1, i + 1])
-    return runs
+def _timeline(index: _Index) -> list[dict]:
+    offsets, durations, depth = index.offsets, index.durations, index.depth
+    # The index is in start order already; spans that start together go by depth, so that a
+    # parent comes before its children (a stable sort: otherwise they keep the index's order).
+    order = sorted(range(len(index.spans)), key=lambda i: (offsets[i], depth[i]))
+    return [{"span_id": s.span_id, "parent_span_id": s.parent_span_id, "name": s.name,
+             "service": s.service, "offset_ms": offsets[i], "duration_ms": durations[i],
+             "depth": depth[i], "status": s.status}
+            for i in order for s in (index.spans[i],)]
 
 
 def build_service_dependencies(spans: list[SpanRecord]) -> list[dict]:
@@ -368,7 +306,10 @@ def build_service_dependencies(spans: list[SpanRecord]) -> list[dict]:
     somewhere that exports no spans: a database or cache (its `db.system`), or an outside API
     (its `peer.service` or `server.address`).
     """
-    index = _index(spans)
+    return _dependencies(_index(spans))
+
+
+def _dependencies(index: _Index) -> list[dict]:
     uniq = index.spans
     services = [s.service for s in uniq]
     edges: dict[tuple[str, str], list[int]] = {}
@@ -419,17 +360,21 @@ def get_trace_details(
         raise HTTPException(503, detail=str(exc))
     if not spans:
         raise HTTPException(404, detail=f"no span of trace {tid} is stored")
-    try:
-        tree = build_trace_tree(spans)
-        return {
-            "trace_id": tid,
-            "total_duration_ms": calculate_total_duration(spans),
-            "service_count": len({s.service for s in spans}),
-            "span_count": len(_index(spans).spans),
-            "critical_path": calculate_critical_path(tree),
-            "bottlenecks": identify_bottlenecks(spans, threshold_ms=threshold_ms, top=top),
-            "timeline": build_timeline(spans),
-            "service_map": build_service_dependencies(spans),
-        }
-    finally:
-        _forget_index()
+    return _trace_details(tid, spans, threshold_ms=threshold_ms, top=top)
+
+
+def _trace_details(trace_id: str, spans: list[SpanRecord], *, threshold_ms: float,
+                   top: int) -> dict[str, Any]:
+    """The endpoint's answer for a trace's spans: every analysis above, from one index."""
+    index = _index(spans)
+    tree = _tree(index)
+    return {
+        "trace_id": trace_id,
+        "total_duration_ms": _total_duration(index),
+        "service_count": len({s.service for s in spans}),
+        "span_count": len(index.spans),
+        "critical_path": calculate_critical_path(tree),
+        "bottlenecks": _bottlenecks(index, threshold_ms, top),
+        "timeline": _timeline(index),
+        "service_map": _dependencies(index),
+    }

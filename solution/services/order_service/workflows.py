@@ -33,6 +33,14 @@ How the tracing ideas are applied:
   description; any inventory reservation is released; the exception is re-raised.
 - **Logs that point at the trace.** "Order processed successfully" carries `trace_id`, so a log
   line leads straight to its trace.
+- **A business metric that points at the trace.** Every order adds 1 to the counter
+  `orders.processed` (unit `{order}`), with `order.status` = `success` | `failed` and, for a
+  failed order, `order.failure_reason` (`inventory_unavailable`, `payment_failed`, or `error`
+  when the workflow raised). A dashboard can chart the failure rate by reason without reading
+  a single trace; and because the count is added *while `process_order` is the current span*,
+  its exemplar carries that order's trace id: from a spike of `payment_failed` you reach one
+  such order's trace. The attributes are few-valued on purpose (never the order id: one time
+  series per order would swamp the metrics backend; that detail belongs on the span).
 
 Results: `{"status": "success", "order_id", "confirmation_number", "estimated_delivery"}` or
 `{"status": "failed", "reason": "inventory_unavailable" | "payment_failed"}`.
@@ -63,13 +71,19 @@ DELIVERY_DAYS = 5
 INVENTORY_UNAVAILABLE = {"status": "failed", "reason": "inventory_unavailable"}
 PAYMENT_FAILED = {"status": "failed", "reason": "payment_failed"}
 
+#: The business metric: one count per order, by `order.status` and `order.failure_reason`.
+ORDERS_PROCESSED = "orders.processed"
+#: `order.failure_reason` of an order whose workflow raised (a 5xx answer, a transport error).
+FAILURE_REASON_ERROR = "error"
+
 
 class OrderWorkflow:
     """Checks stock, reserves it, takes the payment and confirms one order (see module docs).
 
     Every call goes through `client` (the service's `TracedHttpClient`) to the inventory
     service at `inventory_url` and the payment service at `payment_url`; the spans are made
-    with `telemetry`, the order service's `DistributedTelemetry`.
+    with `telemetry`, the order service's `DistributedTelemetry`, and the `orders.processed`
+    counter with its meter.
     """
 
     def __init__(self, telemetry: DistributedTelemetry, client: TracedHttpClient,
@@ -78,6 +92,10 @@ class OrderWorkflow:
         self.client = client
         self.inventory_url = inventory_url.rstrip("/")
         self.payment_url = payment_url.rstrip("/")
+        # One instrument for the life of the workflow; each order adds to it.
+        self._orders_processed = telemetry.meter.create_counter(
+            ORDERS_PROCESSED, unit="{order}",
+            description="Orders run through the workflow, by outcome and failure reason")
 
     async def process_order(self, order_data: dict) -> dict:
         """Run one order through the workflow and return its result dict.
@@ -108,15 +126,18 @@ class OrderWorkflow:
                 # here the order itself is marked failed and the exception goes on.
                 span.set_status(Status(StatusCode.ERROR, f"order failed: {_describe(exc)}"))
                 log.error("Order processing failed", order_id=order_id, error=_describe(exc))
+                self._count_order(FAILURE_REASON_ERROR)
                 failure = exc
             else:
                 if result["status"] == "success":
                     log.info("Order processed successfully", order_id=order_id,
                              trace_id=format(span.get_span_context().trace_id, "032x"),
                              duration_ms=round((time.perf_counter() - started) * 1000, 3))
+                    self._count_order(None)
                 else:
                     span.set_status(Status(StatusCode.ERROR, f"order failed: {result['reason']}"))
                     log.warning("Order failed", order_id=order_id, reason=result["reason"])
+                    self._count_order(result["reason"])
             finally:
                 otel_context.detach(token)
         if failure is not None:
@@ -164,6 +185,13 @@ class OrderWorkflow:
             confirmation = self._confirm_order(order_id, payment.get("transaction_id", ""))
             span.set_attribute("confirmation.number", confirmation["confirmation_number"])
         return {"status": "success", "order_id": order_id, **confirmation}
+
+    def _count_order(self, failure_reason: str | None) -> None:
+        """Add this order to `orders.processed`. Called while `process_order` is the current
+        span, so that (when the trace is sampled) the exemplar names this order's trace."""
+        attributes = {"order.status": "success"} if failure_reason is None else {
+            "order.status": "failed", "order.failure_reason": failure_reason}
+        self._orders_processed.add(1, attributes)
 
     @contextmanager
     def _step(self, name: str) -> Iterator[Span]:

@@ -1,10 +1,11 @@
 """Step 1: one tracer provider per service, with a resource, an exporter pipeline and
-instrumentation bound to it.
+instrumentation bound to it; and one meter provider beside it, whose metrics point at traces.
 
 A *tracer provider* is the factory for a service's spans. Everything a span needs to say
 *where* it came from lives in the provider's **resource** (``service.name``,
 ``service.version``, ``deployment.environment``, ...), and everything about *where spans go*
 lives in the provider's **span processors** (which hand finished spans to an exporter).
+Metrics come from a *meter provider* built the same way: same resource, its own readers.
 
 Usage::
 
@@ -15,7 +16,8 @@ Usage::
     telemetry.instrument_app(app)             # SERVER spans for every request
     telemetry.instrument_client(http_client)  # CLIENT spans for every outgoing call
     with telemetry.create_span("process_order", attributes={"order.id": "o-1"}) as span:
-        ...
+        orders = telemetry.meter.create_counter("orders.processed", unit="{order}")
+        orders.add(1, {"order.status": "success"})  # its exemplar points at this trace
     telemetry.force_flush()                   # export everything that has finished
     telemetry.shutdown()                      # on exit
 
@@ -45,6 +47,26 @@ Design choices, each one a tracing idea:
 * **One propagation format for the whole process**: Step 2's ``WorkshopPropagator`` is set as
   the global text-map propagator, because that is what the FastAPI and httpx
   instrumentations call to extract and inject headers.
+* **Metrics that lead to traces.** A latency chart says *that* some requests are slow; a trace
+  says *why*. The bridge is an **exemplar**: a sample measurement stored with a histogram
+  bucket (or a counter) together with the trace id and span id that were current when it was
+  recorded. So ``initialize`` also builds this service's *own* ``MeterProvider`` (never the
+  global one, for the same reason as the tracer provider), with the *same resource*, so a
+  metric and a span of one service say the same ``service.name``, and with
+  ``TraceBasedExemplarFilter``: an exemplar is taken only while a *sampled* span is current,
+  because only a sampled trace is sure to be exported; an exemplar naming a trace that was
+  never kept would lead nowhere. (A trace kept only by the tail, for its error or its
+  slowness, was not head-sampled and so has no exemplar: the price of deciding at record time.)
+* **Metric reader choice, first match wins**, mirroring the exporter choice: the
+  ``metric_reader`` argument (tests pass an ``InMemoryMetricReader``); Azure Monitor when a
+  connection string is set; OTLP over HTTP when ``OTEL_EXPORTER_OTLP_ENDPOINT`` is set (both
+  behind a ``PeriodicExportingMetricReader``, which exports from a background thread);
+  otherwise no reader: instruments still work, their measurements just go nowhere.
+* **The instrumentations record the HTTP metrics.** ``instrument_app`` and
+  ``instrument_client`` bind FastAPI and httpx to this meter provider too, so every request
+  records ``http.server.request.duration`` / ``http.client.request.duration`` (seconds, the
+  stable HTTP semantic conventions), each point recorded while the request's span is current,
+  hence with an exemplar that names its trace.
 """
 from __future__ import annotations
 
@@ -61,9 +83,15 @@ from typing import TYPE_CHECKING, ContextManager
 # chosen before any instrumentation is imported, even when this module is used on its own.
 os.environ.setdefault("OTEL_SEMCONV_STABILITY_OPT_IN", "http")
 
-from opentelemetry import baggage, trace  # noqa: E402
+from opentelemetry import baggage, metrics, trace  # noqa: E402
 from opentelemetry.context import Context  # noqa: E402
+from opentelemetry.metrics import Meter  # noqa: E402
 from opentelemetry.propagate import set_global_textmap  # noqa: E402
+from opentelemetry.sdk.metrics import MeterProvider, TraceBasedExemplarFilter  # noqa: E402
+from opentelemetry.sdk.metrics.export import (  # noqa: E402
+    MetricReader,
+    PeriodicExportingMetricReader,
+)
 from opentelemetry.sdk.resources import Resource  # noqa: E402
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider  # noqa: E402
 from opentelemetry.sdk.trace import Span as SDKSpan  # noqa: E402
@@ -104,12 +132,15 @@ def _detected_resource() -> Resource:
 
 
 class DistributedTelemetry:
-    """Tracing for one service: its own provider, resource, exporter and instrumentation."""
+    """Tracing for one service: its own provider, resource, exporter and instrumentation; and
+    its own meter provider, whose measurements carry exemplars pointing at sampled traces."""
 
     def __init__(self) -> None:
         self.tracer_provider: TracerProvider | None = None  # None until initialize()
+        self.meter_provider: MeterProvider | None = None    # None until initialize()
         self.service_name: str | None = None
         self._tracer: Tracer | None = None
+        self._meter: Meter | None = None
         self._shut_down = False
 
     # -- set-up -----------------------------------------------------------------------------
@@ -117,12 +148,15 @@ class DistributedTelemetry:
                    environment: str = "development", connection_string: str | None = None, *,
                    exporter: SpanExporter | None = None,
                    sampling: SamplingConfig | None = None,
-                   batch: bool = True) -> TracerProvider:
-        """Build this service's tracer provider and return it.
+                   batch: bool = True,
+                   metric_reader: MetricReader | None = None) -> TracerProvider:
+        """Build this service's tracer provider (returned) and meter provider.
 
         ``exporter`` overrides the exporter choice (tests pass an ``InMemorySpanExporter``);
         ``sampling`` overrides ``SamplingConfig.for_environment(environment)``; ``batch``
-        chooses a ``BatchSpanProcessor`` (True) or a ``SimpleSpanProcessor`` (False).
+        chooses a ``BatchSpanProcessor`` (True) or a ``SimpleSpanProcessor`` (False);
+        ``metric_reader`` overrides the metric reader choice (tests pass an
+        ``InMemoryMetricReader``; a reader belongs to one meter provider only).
         """
         # The resource says who made a span. Every span of this provider carries it, which is
         # how a trace viewer knows which service each hop belongs to.
@@ -154,30 +188,46 @@ class DistributedTelemetry:
         # the one process-wide setting: the same propagator for every service.
         set_global_textmap(WorkshopPropagator())
 
+        # Metrics: this service's own meter provider, with the same resource as its spans, and
+        # exemplars only while a *sampled* span is current, so that every exemplar names a
+        # trace that is exported.
+        reader = _choose_metric_reader(metric_reader, connection_string)
+        meter_provider = MeterProvider(metric_readers=[reader] if reader is not None else [],
+                                       resource=resource,
+                                       exemplar_filter=TraceBasedExemplarFilter())
+
         self.tracer_provider = provider
+        self.meter_provider = meter_provider
         self.service_name = service_name
         self._tracer = provider.get_tracer(_INSTRUMENTATION_NAME, service_version)
+        self._meter = meter_provider.get_meter(_INSTRUMENTATION_NAME, service_version)
         self._shut_down = False
         logger.info("Distributed tracing initialized for %s (%s)", service_name, environment)
         return provider
 
     def instrument_app(self, app: FastAPI) -> None:
-        """Make a SERVER span for every request of ``app``, with this service's provider."""
+        """Make a SERVER span for every request of ``app``, with this service's provider, and
+        record ``http.server.request.duration`` with this service's meter provider."""
         from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 
         FastAPIInstrumentor.instrument_app(
             app,
             tracer_provider=self._provider_for_instrumentation(),
+            # The duration is recorded while the server span is current: its exemplar names
+            # the request's trace.
+            meter_provider=self._meter_provider_for_instrumentation(),
             # One span per request, not three: the ASGI "receive"/"send" sub-spans add noise.
             exclude_spans=["receive", "send"],
         )
 
     def instrument_client(self, client: httpx.AsyncClient) -> None:
-        """Make a CLIENT span for every request ``client`` sends, and inject trace headers."""
+        """Make a CLIENT span for every request ``client`` sends, inject trace headers, and
+        record ``http.client.request.duration`` with this service's meter provider."""
         from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
 
         HTTPXClientInstrumentor.instrument_client(
-            client, tracer_provider=self._provider_for_instrumentation())
+            client, tracer_provider=self._provider_for_instrumentation(),
+            meter_provider=self._meter_provider_for_instrumentation())
 
     def _provider_for_instrumentation(self) -> trace.TracerProvider:
         # Never fall back to the global provider: before initialize() instrument with a no-op.
@@ -186,11 +236,26 @@ class DistributedTelemetry:
             return trace.NoOpTracerProvider()
         return self.tracer_provider
 
+    def _meter_provider_for_instrumentation(self) -> metrics.MeterProvider:
+        # The instrumentations fall back to the *global* meter provider when given None.
+        if self.meter_provider is None:
+            return metrics.NoOpMeterProvider()
+        return self.meter_provider
+
     # -- using it ---------------------------------------------------------------------------
     @property
     def tracer(self) -> Tracer:
         """This service's tracer; a no-op tracer before ``initialize()``."""
         return self._tracer if self._tracer is not None else trace.NoOpTracer()
+
+    @property
+    def meter(self) -> Meter:
+        """This service's meter; a no-op meter before ``initialize()``.
+
+        Record business metrics with it *while the span they describe is current*: with a
+        sampled span current, the measurement's exemplar points at that span's trace."""
+        return self._meter if self._meter is not None else metrics.NoOpMeter(
+            _INSTRUMENTATION_NAME)
 
     def create_span(self, name: str, kind: SpanKind = SpanKind.INTERNAL,
                     attributes: Mapping[str, AttributeValue] | None = None
@@ -204,17 +269,27 @@ class DistributedTelemetry:
         return self.tracer.start_as_current_span(name, kind=kind, attributes=attributes)
 
     def force_flush(self, timeout_millis: int = 30_000) -> bool:
-        """Export every finished span that sampling keeps; True when that succeeded."""
+        """Export every finished span that sampling keeps, and collect and export the metrics;
+        True when both succeeded."""
         if self.tracer_provider is None:
             return True
-        return self.tracer_provider.force_flush(timeout_millis)
+        spans_ok = self.tracer_provider.force_flush(timeout_millis)
+        return _flush_metrics(self.meter_provider, timeout_millis) and spans_ok
 
     def shutdown(self) -> None:
-        """Flush and stop this service's pipeline (safe to call more than once)."""
+        """Flush and stop this service's pipelines, spans and metrics (safe to call more than
+        once)."""
         if self.tracer_provider is None or self._shut_down:
             return
         self._shut_down = True
-        self.tracer_provider.shutdown()
+        try:
+            self.tracer_provider.shutdown()
+        finally:
+            if self.meter_provider is not None:
+                try:  # a last collection and export, then the readers stop
+                    self.meter_provider.shutdown()
+                except Exception:  # noqa: BLE001 - never raise into the application
+                    logger.exception("meter provider shutdown failed")
 
 
 telemetry = DistributedTelemetry()  # a default instance, as in the workshop text
@@ -268,6 +343,48 @@ def _choose_exporter(exporter: SpanExporter | None,
         return OTLPSpanExporter()  # reads the endpoint (and headers) from the environment
 
     return None
+
+
+def _choose_metric_reader(metric_reader: MetricReader | None,
+                          connection_string: str | None) -> MetricReader | None:
+    """The first match wins, as for spans: argument, Azure Monitor, OTLP over HTTP, none.
+
+    The exporting readers are periodic: a background thread collects and exports every
+    ``OTEL_METRIC_EXPORT_INTERVAL`` ms (60 s by default), off the request path."""
+    if metric_reader is not None:
+        return metric_reader
+
+    connection_string = connection_string or os.environ.get(
+        "APPLICATIONINSIGHTS_CONNECTION_STRING")
+    if connection_string:
+        try:  # an optional extra: `pip install .[azure]`
+            from azure.monitor.opentelemetry.exporter import AzureMonitorMetricExporter
+        except ImportError:
+            logger.warning("Azure Monitor connection string set, but "
+                           "azure-monitor-opentelemetry-exporter is not installed; "
+                           "falling back to the next metric reader")
+        else:
+            return PeriodicExportingMetricReader(
+                AzureMonitorMetricExporter(connection_string=connection_string))
+
+    if os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"):
+        from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
+
+        # Reads the endpoint (and headers) from the environment, adding /v1/metrics.
+        return PeriodicExportingMetricReader(OTLPMetricExporter())
+
+    return None
+
+
+def _flush_metrics(meter_provider: MeterProvider | None, timeout_millis: int) -> bool:
+    """Collect every reader now (a periodic reader also exports); never raises."""
+    if meter_provider is None:
+        return True
+    try:
+        return bool(meter_provider.force_flush(timeout_millis))
+    except Exception:  # noqa: BLE001 - a timeout or a failing exporter must not reach the app
+        logger.warning("metric flush failed", exc_info=True)
+        return False
 
 
 class ResilientSpanExporter(SpanExporter):

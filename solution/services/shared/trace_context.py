@@ -5,7 +5,9 @@ of its outgoing calls and every receiver *extracts* it and uses it as the parent
 spans. This module does both, for the formats a workshop meets in the wild:
 
 * **W3C Trace Context** - ``traceparent: 00-<32 hex trace id>-<16 hex span id>-<flags>`` and
-  ``tracestate`` (vendor data that must travel unchanged). This is what we inject.
+  ``tracestate`` (vendor data that must travel unchanged). This is what we inject. We read it
+  by the rules of the W3C recommendation (Level 2), which the official W3C test suite checks:
+  see :func:`_parse_traceparent` and :func:`_parse_tracestate`.
 * **B3** (Zipkin) - the single ``b3`` header or the ``X-B3-*`` multi headers. We read it so
   that callers instrumented with Zipkin-era tooling join our traces; on request
   (``b3=True``) we also write the single header.
@@ -29,8 +31,9 @@ Usage::
 
 :class:`WorkshopPropagator` packages the same logic as a ``TextMapPropagator``; Step 1 makes it
 the process-wide propagator, so the FastAPI and httpx instrumentations extract and inject
-exactly as these functions do. Header names are matched case-insensitively and a malformed
-header is ignored, never raised.
+exactly as these functions do. Header names are matched case-insensitively, a header sent
+several times is read in full (every occurrence counts) and a malformed header is ignored,
+never raised.
 """
 from __future__ import annotations
 
@@ -59,7 +62,6 @@ from opentelemetry.trace import (
     format_span_id,
     format_trace_id,
 )
-from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 CORRELATION_HEADER = "X-Correlation-ID"
 SAMPLING_HEADER = "X-Trace-Sampling"
@@ -73,7 +75,6 @@ _CORRELATION_KEY = create_key("workshop.correlation_id")
 _SAMPLING_KEY = create_key("workshop.sampling_override")
 _DEFERRED_KEY = create_key("workshop.sampling_deferred")
 
-_W3C = TraceContextTextMapPropagator()
 _BAGGAGE = W3CBaggagePropagator()
 
 _SAMPLING_VALUES = {"always": "always", "1": "always", "true": "always",
@@ -84,7 +85,7 @@ _TRACE_ID = re.compile(r"^(?:[0-9a-f]{16}|[0-9a-f]{32})$")
 
 # -- reading headers, whatever their casing ---------------------------------------------------
 class _CaseInsensitiveGetter(Getter[Any]):
-    """Reads header values case-insensitively, from a given getter or a plain mapping."""
+    """Reads every value of a header case-insensitively, from a given getter or a mapping."""
 
     def __init__(self, inner: Getter[Any] | None = None) -> None:
         # The SDK's default getter does a case-sensitive ``carrier.get``: use our own lookup.
@@ -95,14 +96,14 @@ class _CaseInsensitiveGetter(Getter[Any]):
             values = self._inner.get(carrier, key)
             if values is None and key.lower() != key:
                 values = self._inner.get(carrier, key.lower())
-            if values is None:
-                for name in self._inner.keys(carrier) or ():
-                    if isinstance(name, str) and name.lower() == key.lower() and name != key:
-                        values = self._inner.get(carrier, name)
-                        break
-        else:
-            values = _mapping_get(carrier, key)
-        return _as_strings(values)
+            if values is None:  # a getter that matches names exactly: try the other casings
+                values = [value for name in self._inner.keys(carrier) or ()
+                          if isinstance(name, str) and name.lower() == key.lower() and name != key
+                          for value in _as_strings(self._inner.get(carrier, name)) or ()]
+            return _as_strings(values)
+        values = [value for raw in _mapping_values(carrier, key)
+                  for value in _as_strings(raw) or ()]
+        return values or None
 
     def keys(self, carrier: Any) -> list[str]:
         if self._inner is not None:
@@ -110,16 +111,23 @@ class _CaseInsensitiveGetter(Getter[Any]):
         return list(carrier.keys()) if isinstance(carrier, Mapping) else []
 
 
-def _mapping_get(carrier: Any, key: str) -> Any:
+def _mapping_values(carrier: Any, key: str) -> list[Any]:
+    """Every value of header ``key`` in a mapping, whatever the casing of its name.
+
+    A header may arrive several times (two ``tracestate`` lines, say). Starlette's and
+    Werkzeug's ``Headers.getlist`` and httpx's ``Headers.get_list`` return each occurrence
+    (their plain ``get`` only the first); a plain dict holds one value per name, but may hold
+    the same header under two casings.
+    """
     if not isinstance(carrier, Mapping):
-        return None
-    value = carrier.get(key)  # Starlette/httpx Headers are case-insensitive already
-    if value is None:
-        lowered = key.lower()
-        for name in list(carrier.keys()):
-            if isinstance(name, str) and name.lower() == lowered:
-                return carrier[name]
-    return value
+        return []
+    for method in ("getlist", "get_list"):
+        get_all = getattr(carrier, method, None)
+        if callable(get_all):
+            return list(get_all(key))
+    lowered = key.lower()
+    return [value for name, value in list(carrier.items())
+            if isinstance(name, str) and name.lower() == lowered]
 
 
 def _as_strings(values: Any) -> list[str] | None:
@@ -149,9 +157,14 @@ def _extract(carrier: Any, context: Context | None, getter: Getter[Any]) -> Cont
 
 def _extract_parent(carrier: Any, ctx: Context, getter: Getter[Any]) -> Context:
     # W3C wins when it carries a valid parent; else B3 single; else B3 multi.
-    w3c = _W3C.extract(carrier, ctx, getter)
-    if trace.get_current_span(w3c).get_span_context().is_valid and w3c is not ctx:
-        return w3c
+    w3c = _parse_traceparent(getter.get(carrier, "traceparent"))
+    if w3c is not None:
+        trace_id, span_id, flags = w3c
+        # Only a valid traceparent makes the tracestate worth reading (W3C).
+        trace_state = _parse_tracestate(getter.get(carrier, "tracestate"))
+        span_context = SpanContext(trace_id, span_id, is_remote=True, trace_flags=flags,
+                                   trace_state=trace_state)
+        return trace.set_span_in_context(NonRecordingSpan(span_context), ctx)
     parsed = _parse_b3_single(_first(getter, carrier, "b3")) or _parse_b3_multi(getter, carrier)
     if parsed is None:
         return ctx
@@ -163,6 +176,102 @@ def _extract_parent(carrier: Any, ctx: Context, getter: Getter[Any]) -> Context:
     return ctx
 
 
+# -- W3C Trace Context -----------------------------------------------------------------------
+# traceparent = version "-" trace-id "-" parent-id "-" trace-flags, in lowercase hex only.
+_TRACEPARENT = re.compile(r"(?P<version>[0-9a-f]{2})-(?P<trace_id>[0-9a-f]{32})"
+                          r"-(?P<parent_id>[0-9a-f]{16})-(?P<flags>[0-9a-f]{2})(?P<rest>-.*)?")
+
+# tracestate list members are key=value. A key is either simple, or tenant@system (a vendor
+# hosting many tenants); lowercase letters, digits and _ - * / only.
+_TRACESTATE_KEY = re.compile(r"[a-z][a-z0-9_\-*/]{0,255}"                          # simple
+                             r"|[a-z0-9][a-z0-9_\-*/]{0,240}@[a-z][a-z0-9_\-*/]{0,13}")  # tenant
+# A value: 1-256 printable ASCII characters (0x20-0x7E) except "," and "=", not ending in a space.
+_TRACESTATE_VALUE = re.compile(r"[\x20-\x2b\x2d-\x3c\x3e-\x7e]{0,255}[\x21-\x2b\x2d-\x3c\x3e-\x7e]")
+_TRACESTATE_MAX_MEMBERS = 32
+_TRACESTATE_MAX_CHARS = 8192  # untrusted input: a longer header is not even parsed (as in the SDK)
+
+
+def _parse_traceparent(values: list[str] | None) -> tuple[int, int, TraceFlags] | None:
+    """``(trace id, parent id, flags)`` of the remote parent that the ``traceparent`` header
+    names, or None when there is no valid one.
+
+    The W3C rules (each one a case of the official test suite):
+
+    * There is exactly one ``traceparent``. Sent twice, it is invalid, whether it arrives as
+      two values or as one value holding a comma (how HTTP stacks join a repeated header).
+    * Spaces and tabs around the value are optional whitespace, not part of it.
+    * Four fields separated by dashes, each exactly its size (2, 32, 16, 2 hex digits) and in
+      lowercase hex only: ``00-0AF7...`` is invalid, not "the same id in capitals".
+    * Version ``ff`` is forbidden. Version ``00`` has exactly these four fields, nothing after.
+    * A later version (``01`` to ``fe``) is read leniently, so that today's services join
+      tomorrow's traces: its first four fields as in version 00, and anything after them only
+      when it starts with a dash (``...-01-more`` is fine, ``...-01.more`` is not). Of its
+      flags, only the ``sampled`` bit is understood.
+    * An all-zero trace id or parent id is invalid.
+
+    Invalid means: ignore the header and start a new trace (never raise). The ``tracestate``
+    is then ignored too.
+    """
+    if not values or len(values) != 1 or "," in values[0]:
+        return None
+    match = _TRACEPARENT.fullmatch(values[0].strip(" \t"))
+    if match is None:
+        return None
+    version, rest = match["version"], match["rest"]
+    if version == "ff" or (version == "00" and rest):
+        return None
+    trace_id, span_id = int(match["trace_id"], 16), int(match["parent_id"], 16)
+    if trace_id == 0 or span_id == 0:
+        return None
+    flags = int(match["flags"], 16)
+    if version != "00":
+        flags &= TraceFlags.SAMPLED
+    return trace_id, span_id, TraceFlags(flags)
+
+
+def _parse_tracestate(values: list[str] | None) -> TraceState:
+    """The vendor data of the ``tracestate`` header(s): kept whole, or dropped whole.
+
+    The W3C rules (Level 2; each one a case of the official test suite):
+
+    * Several ``tracestate`` headers form one list, in the order received (as if joined with
+      commas). An empty header adds nothing.
+    * Members are separated by commas, with optional spaces and tabs around them; an empty
+      member (``a=1,,b=2``) is allowed and ignored.
+    * Each member is ``key=value``. A key is simple (``[a-z][a-z0-9_-*/]``, at most 256
+      characters) or multi-tenant, ``tenant@system``: tenant ``[a-z0-9][a-z0-9_-*/]``, at
+      most 241 characters, and system ``[a-z][a-z0-9_-*/]``, at most 14. So ``FOO``,
+      ``foo.bar``, ``@foo``, ``foo@`` and ``a@b@c`` are not keys.
+    * A value is 1 to 256 printable ASCII characters (0x20-0x7E) except ``,`` and ``=``, and
+      does not end with a space: ``foo=bar=baz`` and ``foo=`` are invalid.
+    * A key appears at most once, and there are at most 32 members.
+
+    One broken rule makes the whole tracestate invalid, and it is dropped (an empty
+    ``TraceState``) rather than repaired member by member. The recommendation allows either;
+    the official test suite, at its default (strict) level, expects the whole header gone.
+    The ``traceparent`` still counts: the trace continues, without the vendor data.
+    """
+    if not values:
+        return TraceState()
+    header = ",".join(values)
+    if len(header) > _TRACESTATE_MAX_CHARS:
+        return TraceState()
+    members: dict[str, str] = {}
+    for member in header.split(","):
+        member = member.strip(" \t")
+        if not member:
+            continue
+        key, equals, value = member.partition("=")
+        if (not equals or key in members or not _TRACESTATE_KEY.fullmatch(key)
+                or not _TRACESTATE_VALUE.fullmatch(value)):
+            return TraceState()
+        members[key] = value
+    if len(members) > _TRACESTATE_MAX_MEMBERS:
+        return TraceState()
+    return TraceState(list(members.items()))
+
+
+# -- B3 --------------------------------------------------------------------------------------
 def _remote_span_context(trace_id: str, span_id: str, sampled: bool) -> SpanContext | None:
     trace_id, span_id = trace_id.lower(), span_id.lower()
     if not _TRACE_ID.match(trace_id) or not _HEX16.match(span_id):
@@ -266,7 +375,7 @@ def _inject(carrier: Any, context: Context | None, setter: Setter[Any], b3: bool
             _put(carrier, "baggage", scratch["baggage"], setter)
 
     has_id = otel_context.get_value(_CORRELATION_KEY, ctx) is not None
-    if (has_id or span_context.is_valid) and _mapping_get(carrier, CORRELATION_HEADER) is None:
+    if (has_id or span_context.is_valid) and not _mapping_values(carrier, CORRELATION_HEADER):
         setter.set(carrier, CORRELATION_HEADER, correlation_id({}, ctx))
 
 
