@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
-# System packages some tests use: headless Chromium (tests/live/test_viewer_browser.py) and a real
-# Redis server (tests/live/test_live.py). Quiet, and a no-op when both are already installed.
+# System packages some tests use: headless Chromium (tests/live/test_viewer_browser.py), a real
+# Redis server (tests/live/test_live.py) and bubblewrap (the grading sandbox,
+# tests/grading/test_sandbox.py). Quiet, and a no-op when all are already installed.
 # Tests that need them skip with the reason when they are missing.
 set -euo pipefail
 
 need=()
 command -v chromium >/dev/null 2>&1 || [ -x /usr/bin/chromium ] || need+=(chromium)
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
+command -v bwrap >/dev/null 2>&1 || need+=(bubblewrap)
 if [ ${#need[@]} -eq 0 ]; then
-    echo "system packages: chromium and redis-server already installed"
+    echo "system packages: chromium, redis-server and bubblewrap already installed"
     exit 0
 fi
 
@@ -30,4 +32,4 @@ $SUDO apt-get update -qq >/dev/null
 # policy-rc.d-less containers: the redis-server package may try to start its service; the
 # tests start their own server on a free port, so a failed start here does not matter.
 $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
-echo "system packages: done ($(command -v chromium || echo /usr/bin/chromium), $(command -v redis-server))"
+echo "system packages: done ($(command -v chromium || echo /usr/bin/chromium), $(command -v redis-server), $(command -v bwrap))"

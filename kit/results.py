@@ -49,17 +49,21 @@ class CheckInfo:
     step: int
     criterion: str
     todo: str | None = None
+    rules: tuple[str, ...] = ()     # the rules of docs/learner-api.md it verifies
 
     def selected_by(self, only: str | None) -> bool:
         """Whether `--only ONLY` (a step number or a criterion id; None: everything) picks it."""
         return only is None or str(only) in (str(self.step), self.criterion)
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        data = asdict(self)
+        data["rules"] = list(self.rules)
+        return data
 
     @classmethod
     def from_dict(cls, data: dict) -> "CheckInfo":
-        return cls(**{k: data.get(k) for k in ("nodeid", "id", "title", "step", "criterion", "todo")})
+        return cls(**{k: data.get(k) for k in ("nodeid", "id", "title", "step", "criterion", "todo")},
+                   rules=tuple(data.get("rules") or ()))
 
     def result(self, status: "Status", message: str = "", cause: "Cause | None" = None) -> "CheckResult":
         """This check's verdict."""

@@ -65,7 +65,7 @@ def check_info(item: pytest.Item) -> CheckInfo | None:
     check_id = name.removeprefix("test_")
     return CheckInfo(nodeid=item.nodeid, id=check_id, title=doc[0].strip() if doc else check_id.replace("_", " "),
                      step=int(marker.kwargs["step"]), criterion=marker.kwargs["criterion"],
-                     todo=marker.kwargs.get("todo"))
+                     todo=marker.kwargs.get("todo"), rules=tuple(marker.kwargs.get("rules") or ()))
 
 
 def _message(excinfo: pytest.ExceptionInfo, timeout_s: float, import_hung: str | None = None) -> str:

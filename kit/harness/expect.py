@@ -14,10 +14,11 @@ import pytest
 from kit.traces.text import render_tree
 
 
-def check(*, step: int, criterion: str, todo: str | None = None):
-    """Tag a check with the step whose file it grades, the success criterion it serves and,
-    optionally, the TODO in that file a learner should look at (e.g. "TODO 3")."""
-    return pytest.mark.check(step=step, criterion=criterion, todo=todo)
+def check(*, step: int, criterion: str, todo: str | None = None, rules: tuple[str, ...] | list[str] = ()):
+    """Tag a check with the step whose file it grades, the success criterion it serves, the TODO
+    in that file a learner should look at (e.g. "TODO 3") and the rules of `docs/learner-api.md`
+    it verifies (e.g. `rules=("4.14", "4.16")`; `tests/test_contract.py` holds them to the page)."""
+    return pytest.mark.check(step=step, criterion=criterion, todo=todo, rules=tuple(rules))
 
 
 class CheckTimeout(BaseException):

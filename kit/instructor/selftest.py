@@ -6,6 +6,7 @@ unified diff against `solution/`, with a manifest on top saying what it must cos
     # B3 single header ignored: `b3: {trace}-{span}-1` does not continue the trace.
     lose = ["context-propagates"]              # these criteria must lose points ...
     checks = ["b3_single_header_is_accepted"]  # ... these checks must fail (the ones it targets)
+    rules = ["2.2"]                            # the rules of docs/learner-api.md it breaks
 
     --- a/services/shared/trace_context.py
     +++ b/services/shared/trace_context.py
@@ -59,6 +60,7 @@ class Mutant:
     may_lose: tuple[str, ...]
     patch: str
     path: Path
+    rules: tuple[str, ...] = ()   # the rules of docs/learner-api.md the mistake breaks
 
 
 @dataclass
@@ -146,16 +148,16 @@ def parse_mutant(path: Path) -> Mutant:
         bad = [c for c in manifest.get(key, []) if c not in criteria]
         if bad:
             raise CatalogueError(f"{path}: {key} names unknown criteria {bad}; known: {sorted(criteria)}")
-    unknown = set(manifest) - {"lose", "checks", "may_lose"}
+    unknown = set(manifest) - {"lose", "checks", "may_lose", "rules"}
     if unknown:
-        raise CatalogueError(f"{path}: unknown manifest keys {sorted(unknown)} (lose, checks, may_lose)")
+        raise CatalogueError(f"{path}: unknown manifest keys {sorted(unknown)} (lose, checks, may_lose, rules)")
     if not manifest.get("lose"):
         raise CatalogueError(f"{path}: the manifest must say which criteria lose points (lose = [...])")
     description = " ".join(line.lstrip("#").strip() for line in header.splitlines()
                            if line.startswith("#")).strip()
     return Mutant(name=Path(path).stem, description=description, lose=tuple(manifest["lose"]),
                   checks=tuple(manifest.get("checks", [])), may_lose=tuple(manifest.get("may_lose", [])),
-                  patch=patch, path=Path(path))
+                  rules=tuple(manifest.get("rules", [])), patch=patch, path=Path(path))
 
 
 # -- applying a unified diff -------------------------------------------------------------------
