@@ -50,7 +50,7 @@ WARM_MODULES = (
     "opentelemetry.sdk.trace.export.in_memory_span_exporter", "opentelemetry.util.http",
     "opentelemetry.propagators.b3", "opentelemetry.instrumentation.fastapi",
     "opentelemetry.instrumentation.httpx", "opentelemetry.instrumentation.sqlite3",
-    "opentelemetry.instrumentation.redis",
+    "opentelemetry.instrumentation.redis", "hypothesis", "hypothesis.strategies",
     "pytest_asyncio.plugin", "kit.harness.mesh", "kit.harness.spans", "kit.traces.text", "kit.harness.expect", "kit.harness.learner",
 )
 
