@@ -2,7 +2,9 @@
 
     from kit.notebook import *
     use_tree()                            # exercise/ (yours); "solution" for instructors
-    show_step(2)                          # the step's goal, file, TODOs and checks (course.toml)
+    show_step(2)                          # the step's goal, file, TODOs (core or deeper) and checks
+    trace_context = learner("services.shared.trace_context")   # your module, or why it will not import
+    compare(yours, expected, todo="Step 2, TODO 1")            # your result next to the expected one
     run = await run_order()               # one order through the five services, in process
     show_trace(run)                       # the trace as a waterfall, critical path highlighted
     show_service_map(run)                 # who called whom, with call and error counts
@@ -26,7 +28,9 @@ runs an event loop, so these are awaited at the top level of a cell (`await run_
 message (with the traceback folded away), never as a crashed cell.
 
 **Grading** (`check(step)`) runs exactly what `python grade.py --only N` runs, in a child
-process, on the files as saved on disk, and returns the `GradeReport`, which draws itself.
+process, on the files as saved on disk, and shows it as the scorecard does: each check in TODO
+order, with its TODO (core or deeper), file, criterion and points, and the step's share of the
+course's 100 points.
 
 The modules: `tree` (which tree, picking up edits), `steps` (the course, a step, its TODOs),
 `orders` (running the services), `pictures` (waterfalls, service maps, tables), `grading`
@@ -36,7 +40,7 @@ from __future__ import annotations
 
 # OrderRun, Orders, TracePicture, GradingProblem, TREE_ENV and grading_history are not in
 # __all__ (a notebook's `import *` leaves them out) but stay reachable as kit.notebook.NAME.
-from kit.notebook.display import try_it
+from kit.notebook.display import compare, expectations, learner, not_done, try_it
 from kit.notebook.grading import GradingProblem, check, grading_history  # noqa: F401
 from kit.notebook.orders import OrderRun, Orders, open_mesh, run_order, run_orders  # noqa: F401
 from kit.notebook.pictures import (TracePicture, example_trace, records, show_service_map,  # noqa: F401
@@ -48,5 +52,5 @@ from kit.traces.waterfall import critical_path
 
 __all__ = ["use_tree", "current_tree", "reload", "show_step", "course_overview", "open_mesh",
            "run_order", "run_orders", "show_trace", "show_service_map", "trace_picture",
-           "records", "traces", "try_it", "show_table", "check", "example_trace", "critical_path",
+           "records", "traces", "try_it", "learner", "compare", "expectations", "not_done", "show_table", "check", "example_trace", "critical_path",
            "service_dependencies"]

@@ -29,11 +29,28 @@ async def open_mesh(**options: Any):
     from kit.harness.mesh import Mesh
 
     mesh = Mesh(**options)
+    mesh.sleeps_by_caller = []                 # (service that slept, seconds), in order
+    recorded_sleep = mesh._sleep
+
+    async def sleep_of_a_caller(seconds: float) -> None:
+        await recorded_sleep(seconds)
+        mesh.sleeps_by_caller.append((_current_service(), seconds))
+
+    mesh._sleep = sleep_of_a_caller            # what create_app hands the HTTP clients
     await mesh.__aenter__()
     try:
         yield mesh
     finally:
         await mesh.__aexit__(None, None, None)
+
+
+def _current_service() -> str:
+    """The service whose code is running now: the `service.name` of the current span's resource
+    (inside a retry loop, the caller's span), or "?" when no span is current."""
+    from opentelemetry import trace
+
+    resource = getattr(trace.get_current_span(), "resource", None)
+    return str(getattr(resource, "attributes", {}).get("service.name", "?")) if resource is not None else "?"
 
 
 @dataclass(repr=False)
@@ -47,8 +64,17 @@ class OrderRun:
     logs: list[str] = field(default_factory=list)
     crossings: list = field(default_factory=list)      # each call between services: host, path, headers
     sleeps: list[float] = field(default_factory=list)  # what the HTTP clients' retries would have slept
+    sleeps_by_caller: list[tuple[str, float]] = field(default_factory=list)  # (service, seconds)
     error: str | None = None
     exception: BaseException | None = None
+
+    @property
+    def retries(self) -> dict[str, list[float]]:
+        """The backoff sleeps grouped by the service that retried, in order."""
+        grouped: dict[str, list[float]] = {}
+        for service, seconds in self.sleeps_by_caller:
+            grouped.setdefault(service, []).append(seconds)
+        return grouped
 
     @property
     def trace_ids(self) -> list[str]:
@@ -97,6 +123,7 @@ async def _one_order(mesh: Any, spec: dict, default_provider: str) -> OrderRun:
     run = OrderRun()
     _set_provider(mesh, spec.pop("provider", default_provider), spec.pop("delay_s", 0.2))
     before, crossings, sleeps = len(mesh.spans()), len(mesh.transport.crossings), len(mesh.sleeps)
+    by_caller = len(getattr(mesh, "sleeps_by_caller", ()))
     out = io.StringIO()
     try:
         with contextlib.redirect_stdout(out):
@@ -112,6 +139,7 @@ async def _one_order(mesh: Any, spec: dict, default_provider: str) -> OrderRun:
     run.spans = mesh.spans()[before:]
     run.crossings = mesh.transport.crossings[crossings:]
     run.sleeps = mesh.sleeps[sleeps:]
+    run.sleeps_by_caller = list(getattr(mesh, "sleeps_by_caller", ())[by_caller:])
     return run
 
 

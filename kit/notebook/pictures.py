@@ -81,19 +81,9 @@ def records(spans: Any) -> list:
 def show_table(rows: Iterable[dict] | None, columns: list[str] | None = None, *, title: str | None = None,
                limit: int = 40) -> None:
     """Rows of dicts as a small HTML table (floats rounded; at most `limit` rows)."""
-    rows = list(rows or [])
-    columns = columns or list(dict.fromkeys(k for r in rows for k in r))
-    e = html.escape
+    from kit.notebook.display import table_html
 
-    def cell(value: Any) -> str:
-        text = f"{value:.2f}" if isinstance(value, float) else str(value)
-        return e(text if len(text) <= 80 else text[:79] + "…")
-    head = "".join(f"<th>{e(c)}</th>" for c in columns)
-    body = "".join("<tr>" + "".join(f"<td style='text-align:left'>{cell(r.get(c, ''))}</td>" for c in columns)
-                   + "</tr>" for r in rows[:limit])
-    more = f"<p>… {len(rows) - limit} more rows</p>" if len(rows) > limit else ""
-    _display_html((f"<b>{e(title)}</b>" if title else "") + (f"<table><tr>{head}</tr>{body}</table>{more}"
-                                                             if rows else " <i>(nothing)</i>"))
+    _display_html((f"<b>{html.escape(title)}</b>" if title else "") + " " + table_html(rows, columns, limit=limit))
 
 
 def example_trace() -> list:

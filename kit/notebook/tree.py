@@ -86,5 +86,8 @@ def _install_hook() -> None:
         return
     shell = get_ipython()
     if shell is not None and not _state["hooked"]:
+        from kit.notebook.display import install_exception_handler
+
         shell.events.register("pre_run_cell", _refresh_if_edited)
+        install_exception_handler(shell)
         _state["hooked"] = True

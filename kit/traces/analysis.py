@@ -22,7 +22,7 @@ from collections.abc import Mapping, Sequence
 from operator import attrgetter
 from typing import Any
 
-from kit.traces.model import Span  # noqa: F401 - the span model these functions take
+from kit.traces.model import Span, span_label  # noqa: F401 - the span model these functions take
 
 __all__ = ["index", "children_lists", "total_duration", "self_times", "depths",
            "critical_path", "bottlenecks", "service_map", "analyse"]
@@ -214,7 +214,9 @@ def analyse(spans: Sequence[Any], *, threshold_ms: float = 0.0, top: int = 5,
             aliases: Mapping[str, str] | None = None) -> dict[str, Any]:
     """Everything about one trace, JSON-ready: the summary figures, the critical path, the
     bottlenecks, the service map and one `timeline` row per span (start order, with depth,
-    offset, self time and whether any of it is on the critical path)."""
+    offset, self time, its `label` (a CLIENT span's name with its target), its own pieces of the
+    critical path (`critical`) and whether it is on the path at all, itself or as the ancestor
+    of a span that is (`on_critical_path`))."""
     uniq, parent = index(spans)
     if not uniq:
         return {"trace_id": None, "total_duration_ms": 0.0, "service_count": 0,
@@ -226,6 +228,13 @@ def analyse(spans: Sequence[Any], *, threshold_ms: float = 0.0, top: int = 5,
     on_path: dict[str, list[list[float]]] = {}
     for seg in path:
         on_path.setdefault(seg["span_id"], []).append([seg["start_ms"], seg["end_ms"]])
+    waiting = bytearray(len(uniq))         # on the path itself, or an ancestor of a span that is
+    pos = {s.span_id: i for i, s in enumerate(uniq)}
+    for span_id in on_path:
+        i = pos.get(span_id, -1)
+        while i >= 0 and not waiting[i]:
+            waiting[i] = 1
+            i = parent[i]
     t0 = uniq[0].start_ms
     # Display order: depth-first, children in start order, so each span sits under its parent.
     kids = children_lists(parent)
@@ -244,7 +253,9 @@ def analyse(spans: Sequence[Any], *, threshold_ms: float = 0.0, top: int = 5,
             "status_description": getattr(s, "status_description", None),
             "offset_ms": s.start_ms - t0, "duration_ms": s.duration_ms, "depth": depth[i],
             "self_time_ms": selfs[i], "start_ms": s.start_ms,
+            "label": span_label(s),
             "critical": [[a - t0, b - t0] for a, b in on_path.get(s.span_id, [])],
+            "on_critical_path": bool(waiting[i]),
             "orphan": parent[i] < 0 and bool(s.parent_span_id) and i != order[0],
             "attributes": {k: list(v) if isinstance(v, tuple) else v
                            for k, v in (s.attributes or {}).items()},

@@ -47,6 +47,11 @@ class Span:
     def end_ms(self) -> float:
         return self.start_ms + self.duration_ms
 
+    @property
+    def label(self) -> str:
+        """The name to show (`span_label`): a CLIENT span's name with its target."""
+        return span_label(self)
+
 
 def view(span: Any) -> Span:
     """`span` (an SDK `ReadableSpan`, a `SpanRecord`-shaped object or a `Span`) as a `Span`."""
@@ -78,6 +83,31 @@ def view(span: Any) -> Span:
                 status_description=str(getattr(span, "status_description", "") or ""),
                 start_ms=float(span.start_ms), duration_ms=float(span.duration_ms),
                 attributes=dict(getattr(span, "attributes", {}) or {}), events=tuple(events))
+
+
+def span_label(span: Any) -> str:
+    """The name to show for a span: its own name, except that a CLIENT span of an HTTP call also
+    names its target, from `server.address` (else the host of `url.full`) and the URL's path:
+    `POST` becomes `POST inventory-service /inventory/check`. Database calls keep their name."""
+    name = str(span.name)
+    if str(getattr(span, "kind", "")) != "CLIENT":
+        return name
+    attrs = getattr(span, "attributes", None) or {}
+    if attrs.get("db.system") or attrs.get("db.system.name"):
+        return name
+    url = str(attrs.get("url.full") or attrs.get("http.url") or "")
+    rest = url.split("://", 1)[-1] if url else ""
+    host_port, _, path = rest.partition("/")
+    target = str(attrs.get("server.address") or attrs.get("net.peer.name") or host_port.rsplit(":", 1)[0] or "")
+    if not target:
+        return name
+    path = ("/" + path.split("?", 1)[0]) if url else ""
+    parts = [name]
+    if target not in name:
+        parts.append(target)
+    if path and path != "/" and path not in name:
+        parts.append(path)
+    return " ".join(parts)
 
 
 def views(spans: Iterable[Any]) -> list[Span]:

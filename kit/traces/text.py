@@ -29,7 +29,7 @@ def render_tree(spans: Iterable[Any], *, max_lines: int = 60) -> str:
             extra = "  [exception]" if any(e[0] == "exception" for e in r.events) else ""
             orphan = len(path) == 1 and r.parent_span_id is not None and r.parent_span_id not in ids
             note = "  (its parent was not exported)" if orphan else ""
-            lines.append(f"  {prefix}{branch}{r.service}: {r.name} [{r.kind}]{status}{extra}{note}")
+            lines.append(f"  {prefix}{branch}{r.service}: {r.label} [{r.kind}]{status}{extra}{note}")
     if len(lines) > max_lines:
         lines = lines[:max_lines] + [f"  ... {len(lines) - max_lines} more lines"]
     return "\n".join(lines)

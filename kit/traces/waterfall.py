@@ -17,7 +17,10 @@ How to read the waterfall:
 - a red outline and a ✗ mark an `ERROR` span; a red diamond on the bar is an `exception`
   event (hover for its type and message); a span whose parent was not exported is marked ⤴;
 - the dark stripe through the bars is the **critical path** (Jaeger's definition, as in the
-  contract's Step 5): the chain of work the request was waiting for; its spans' names are bold;
+  contract's Step 5): the chain of work the request was waiting for; every span on it is
+  marked, parents included (a parent waiting for its child is on the path), names in bold;
+- a CLIENT span of an HTTP call is labelled with its target (`POST inventory-service
+  /inventory/check`, from `server.address` / `url.full`: `kit.traces.model.span_label`);
 - every bar has a tooltip (hover) with the span's service, kind, duration and attributes.
 """
 from __future__ import annotations
@@ -58,6 +61,37 @@ def critical_path(spans: Iterable[Any]) -> list[dict]:
     return [seg for trace in by_trace(views(spans)) for seg in _trace_critical_path(trace)]
 
 
+def _with_ancestors(spans: list[Span], path: Iterable[Mapping[str, Any]]) -> dict[str, list[tuple[float, float]]]:
+    """Span id -> its intervals on the critical path, merged. A span is on the path when a piece
+    of it is, or when one of its descendants is (a parent waiting for its child is on the path
+    too, even when its own pieces are all covered by the child): each segment's interval is
+    added to the segment's span and to each of its ancestors (within their trace)."""
+    parent = {(s.trace_id, s.span_id): s.parent_span_id for s in spans}
+    trace_of: dict[str, list[str]] = defaultdict(list)
+    for s in spans:
+        trace_of[s.span_id].append(s.trace_id)
+    found: dict[str, list[tuple[float, float]]] = defaultdict(list)
+    for seg in path:
+        span_id, interval = str(seg["span_id"]), (float(seg["start_ms"]), float(seg["end_ms"]))
+        found[span_id].append(interval)
+        for trace_id in trace_of.get(span_id, ()):
+            seen, current = {span_id}, parent.get((trace_id, span_id))
+            while current and current not in seen and (trace_id, current) in parent:
+                seen.add(current)
+                found[current].append(interval)
+                current = parent[(trace_id, current)]
+    merged: dict[str, list[tuple[float, float]]] = {}
+    for span_id, intervals in found.items():
+        out: list[tuple[float, float]] = []
+        for lo, hi in sorted(intervals):
+            if out and lo <= out[-1][1] + 1e-9:
+                out[-1] = (out[-1][0], max(out[-1][1], hi))
+            else:
+                out.append((lo, hi))
+        merged[span_id] = out
+    return merged
+
+
 # -- drawing helpers ---------------------------------------------------------------------------
 
 def _ticks(total: float) -> tuple[float, list[float]]:
@@ -74,18 +108,16 @@ def _tick_label(value: float, step: float) -> str:
 
 
 def _detail(s: Span) -> str:
-    """A short hint after the span name: what a CLIENT span called, or its statement."""
+    """A short hint after the span name: a database call's statement (an HTTP call's target is
+    in its label already)."""
     a = s.attributes
     if a.get("db.statement") or a.get("db.query.text"):
         return str(a.get("db.statement") or a.get("db.query.text"))
-    if s.kind == "CLIENT" and (a.get("url.full") or a.get("server.address")):
-        url = str(a.get("url.full") or a.get("server.address"))
-        return url.split("://", 1)[-1]
     return ""
 
 
 def _tooltip(s: Span) -> str:
-    lines = [f"{s.service}: {s.name} [{s.kind}]", f"duration {_ms(s.end_ms - s.start_ms)}",
+    lines = [f"{s.service}: {s.label} [{s.kind}]", f"duration {_ms(s.end_ms - s.start_ms)}",
              f"status {s.status}" + (f": {s.status_description}" if s.status_description else "")]
     lines += [f"{k} = {v}" for k, v in list(s.attributes.items())[:14]]
     return "\n".join(lines)
@@ -115,9 +147,7 @@ def waterfall_svg(spans: Iterable[Any], *, critical_path: Iterable[Mapping[str, 
         path = [seg for trace in traces for seg in _trace_critical_path(trace)]
     else:
         path = [dict(seg) for seg in critical_path]
-    on_path: dict[str, list[tuple[float, float]]] = defaultdict(list)
-    for seg in path:
-        on_path[str(seg["span_id"])].append((float(seg["start_ms"]), float(seg["end_ms"])))
+    on_path = _with_ancestors(all_spans, path)
     services = list(dict.fromkeys(s.service for s in all_spans))
     t0 = min(s.start_ms for s in all_spans)
     total = max(s.end_ms for s in all_spans) - t0
@@ -217,7 +247,7 @@ def _span_row(s: Span, depth: int, y: float, x_of, segments: Sequence[tuple[floa
     x = _NAME_X + depth * _INDENT
     room = _CHART_X - 12 - x
     marks = ("⤴ " if orphan else "") + ("✗ " if error else "")
-    name = _fit(s.name, room - len(marks) * 8, 12)
+    name = _fit(s.label, room - len(marks) * 8, 12)
     weight = ' font-weight="bold"' if segments else ""
     detail = _detail(s)
     left = room - len(marks) * 8 - len(name) * 12 * (0.66 if segments else 0.6) - 8

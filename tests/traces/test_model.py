@@ -155,3 +155,25 @@ def test_walk_of_a_deep_trace_does_not_recurse():
     trace = views([record(f"{i:016x}", f"{i - 1:016x}" if i else None, start=i) for i in range(depth)])
     walked = list(walk(trace))
     assert len(walked) == depth and len(walked[-1][1]) == depth
+
+
+def test_client_spans_are_labelled_with_their_target():
+    from kit.traces.model import span_label
+
+    def client(name, **attributes):
+        return Span(trace_id="ab" * 16, span_id="01" * 8, name=name, service="order-service",
+                    kind="CLIENT", start_ms=0.0, duration_ms=1.0, attributes=attributes)
+
+    assert span_label(client("POST", **{"url.full": "http://inventory-service:8004/inventory/check?x=1"})) \
+        == "POST inventory-service /inventory/check"
+    assert client("POST", **{"server.address": "api.payment-provider.example",
+                             "url.full": "https://api.payment-provider.example/v1/charges"}).label \
+        == "POST api.payment-provider.example /v1/charges"
+    assert span_label(client("GET", **{"server.address": "payment-service"})) == "GET payment-service"
+    assert span_label(client("SELECT", **{"db.system": "sqlite", "server.address": "db"})) == "SELECT"
+    assert span_label(client("POST inventory-service /inventory/check",
+                             **{"url.full": "http://inventory-service:8004/inventory/check"})) \
+        == "POST inventory-service /inventory/check"
+    server = Span(trace_id="ab" * 16, span_id="02" * 8, name="POST /orders", service="order-service",
+                  kind="SERVER", start_ms=0.0, duration_ms=1.0, attributes={"url.full": "http://x/orders"})
+    assert span_label(server) == "POST /orders"

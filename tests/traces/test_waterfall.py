@@ -78,8 +78,24 @@ def test_the_critical_path_is_marked_on_the_right_spans():
     assert critical == {f"{i:016x}" for i in (1, 3, 4, 5, 6)}
     assert [(s["name"], s["start_ms"] - T0) for s in critical_path(known_trace())] == [
         ("A", 0), ("C", 20), ("GET", 22), ("C", 24), ("D", 30), ("POST", 35), ("D", 55), ("C", 60), ("A", 90)]
-    segments = [s for r in by_id.values() for s in r.iter(f"{SVG}rect") if s.get("class") == "critical-segment"]
-    assert len(segments) == len(critical_path(known_trace()))
+    # Each span's time on the path is one stripe: a parent's covers its children's pieces too.
+    stripes = {sid: [(round(float(s.get("x")), 1), round(float(s.get("width")), 1)) for s in r.iter(f"{SVG}rect")
+                     if s.get("class") == "critical-segment"] for sid, r in by_id.items()}
+    assert {sid: len(v) for sid, v in stripes.items() if v} == {sid: 1 for sid in critical}
+    bar = {sid: next(float(e.get("width")) for e in r.iter(f"{SVG}rect") if e.get("class") == "bar")
+           for sid, r in by_id.items()}
+    assert abs(stripes[f"{1:016x}"][0][1] - bar[f"{1:016x}"]) < 0.2     # A waits the whole time
+    assert abs(stripes[f"{4:016x}"][0][1] - bar[f"{4:016x}"]) < 0.2     # D too, its child POST included
+
+
+def test_a_parent_whose_time_is_all_its_childs_is_marked():
+    """process_payment waits for its CLIENT call for its whole duration: no piece of its own is
+    on the path, yet it is on the path (the welcome notebook's example)."""
+    spans = [record(1, None, "process_order", 0, 100), record(2, 1, "process_payment", 10, 90),
+             record(3, 2, "POST", 10, 90, kind="CLIENT", **{"url.full": "http://payment-service:8005/payments/process"})]
+    assert "process_payment" not in {s["name"] for s in critical_path(spans)}
+    critical = {r.get("data-span-id") for r in rows(waterfall_svg(spans)) if "critical" in classes(r)}
+    assert critical == {f"{i:016x}" for i in (1, 2, 3)}
 
 
 def test_the_contract_worked_example_critical_path():
@@ -107,7 +123,7 @@ def test_a_learners_critical_path_can_be_drawn_instead():
     mine = [{"span_id": f"{2:016x}", "start_ms": T0 + 10, "end_ms": T0 + 40}]
     critical = [r.get("data-span-id") for r in rows(waterfall_svg(known_trace(), critical_path=mine))
                 if "critical" in classes(r)]
-    assert critical == [f"{2:016x}"]
+    assert critical == [f"{1:016x}", f"{2:016x}"]     # B, and A that waits for it
 
 
 def test_several_traces_and_orphans():
