@@ -2,6 +2,7 @@
 
     python grade.py                      grade exercise/ (your work)
     python grade.py --only 2             grade one step (or one criterion: --only context-propagates)
+    python grade.py --only E2            grade one optional extension (E1-E4), outside the points
     python grade.py --solution           grade the reference solution
     python grade.py --target PATH        grade another copy of exercise/, or a .zip of one
     python grade.py --format json        also: junit, gradescope, exercism (--output FILE)
@@ -38,7 +39,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     which = parser.add_mutually_exclusive_group()
     which.add_argument("--target", help="the tree to grade: a folder laid out like exercise/, or a .zip of one")
     which.add_argument("--solution", action="store_true", help="grade solution/ (the reference answer)")
-    parser.add_argument("--only", help="grade one step (1-6) or one criterion id")
+    parser.add_argument("--only", help="grade one step (1-6), one criterion id or one extension (E1-E4)")
     parser.add_argument("--format", choices=["text", "json", "junit", "gradescope", "exercism"], default="text")
     parser.add_argument("--output", help="write the report there instead of printing it "
                                          "(--batch: the folder for the gradebook; --package: the zip)")

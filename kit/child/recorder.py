@@ -56,16 +56,20 @@ EXIT_STUCK = 75
 
 
 def check_info(item: pytest.Item) -> CheckInfo | None:
-    """The check's description, from its `@check(...)` tag and docstring (None: not a check)."""
+    """The check's description, from its `@check(...)` tag and docstring (None: not a check).
+    An extension's check (`@check(extension="E2")`) has no step and no criterion."""
     marker = item.get_closest_marker("check")
     if marker is None:
         return None
     doc = (getattr(item.obj, "__doc__", None) or "").strip().splitlines()
     name = item.originalname if hasattr(item, "originalname") else item.name
     check_id = name.removeprefix("test_")
+    kwargs = marker.kwargs
+    extension = kwargs.get("extension")
     return CheckInfo(nodeid=item.nodeid, id=check_id, title=doc[0].strip() if doc else check_id.replace("_", " "),
-                     step=int(marker.kwargs["step"]), criterion=marker.kwargs["criterion"],
-                     todo=marker.kwargs.get("todo"), rules=tuple(marker.kwargs.get("rules") or ()))
+                     step=None if extension else int(kwargs["step"]),
+                     criterion=None if extension else kwargs["criterion"],
+                     todo=kwargs.get("todo"), rules=tuple(kwargs.get("rules") or ()), extension=extension)
 
 
 def _message(excinfo: pytest.ExceptionInfo, timeout_s: float, import_hung: str | None = None) -> str:
@@ -208,8 +212,14 @@ class Recorder:
             info = check_info(item)
             if info is None:
                 raise pytest.UsageError(f"{item.nodeid} has no @check(step=..., criterion=...) tag")
-            self.course.step(info.step)
-            self.course.criterion(info.criterion)
+            if info.extension is not None:
+                extension = self.course.extension(info.extension)
+                if info.extension != extension.id:
+                    raise pytest.UsageError(f"{item.nodeid}: write the extension's id as course.toml does "
+                                            f"({extension.id!r})")
+            else:
+                self.course.step(info.step)
+                self.course.criterion(info.criterion)
             if info.id in seen:
                 raise pytest.UsageError(f"check id {info.id!r} is used by {seen[info.id]} and {item.nodeid}")
             seen[info.id] = item.nodeid

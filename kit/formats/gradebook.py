@@ -1,5 +1,9 @@
 """What `--batch` writes besides one JSON report per learner: the gradebook (`gradebook.csv`) and
-the summary (`summary.txt`), each a pure function of the batch's results (`kit.results`)."""
+the summary (`summary.txt`), each a pure function of the batch's results (`kit.results`).
+
+The optional extensions are extra columns after the criteria's (one per extension of the course:
+"passed", "failed" or blank when it was not graded, then `extensions_passed`) and one summary line
+("Extensions passed: E1 2/5, ..."); they never change `score`."""
 from __future__ import annotations
 
 import csv
@@ -15,16 +19,21 @@ SUMMARY = "summary.txt"
 
 def gradebook_csv(results: list[Graded]) -> str:
     """The gradebook as CSV text (one row per learner, sorted by name)."""
-    criteria = [c.id for c in load_course().criteria]
+    course = load_course()
+    criteria = [c.id for c in course.criteria]
+    extensions = [e.id for e in course.extensions]
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(["learner", "score", "max_score", *criteria, "checks_passed", "checks_total",
-                     "status", "reason", "report"])
+                     *extensions, *(["extensions_passed"] if extensions else []), "status", "reason", "report"])
     for g in results:
         by_id = {c.id: c for c in g.report.criteria}
+        graded = {e.id: e for e in g.report.extensions}
+        verdicts = [("passed" if graded[e].complete else "failed") if e in graded else "" for e in extensions]
         writer.writerow([g.learner, f"{g.report.score:g}", g.report.max_score,
                          *[f"{by_id[c].score:g}" if by_id[c].total else "" for c in criteria],
-                         sum(c.passed for c in g.report.checks), len(g.report.checks),
+                         sum(c.passed for c in g.report.step_checks), len(g.report.step_checks),
+                         *verdicts, *([sum(v == "passed" for v in verdicts)] if extensions else []),
                          g.status, g.reason, g.report_file])
     return out.getvalue()
 
@@ -39,17 +48,27 @@ def distribution(scores: list[float], max_score: float, buckets: int = 10) -> li
 
 
 def most_failed(results: list[Graded], top: int = 8) -> list[tuple[int, CheckResult]]:
-    """The checks most learners fail (ignoring submissions that could not be graded)."""
+    """The checks most learners fail (ignoring submissions that could not be graded, and the
+    optional extensions' checks)."""
     graded = [g for g in results if g.status != "invalid"]
     counts: dict[str, int] = {}
     sample: dict[str, CheckResult] = {}
     for g in graded:
-        for c in g.report.checks:
+        for c in g.report.step_checks:
             sample.setdefault(c.id, c)
             if not c.passed:
                 counts[c.id] = counts.get(c.id, 0) + 1
     ranked = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:top]
     return [(n, sample[check_id]) for check_id, n in ranked]
+
+
+def extensions_passed(results: list[Graded]) -> list[tuple[str, int]]:
+    """(extension id, how many learners passed it) for each extension graded in the batch
+    (ignoring submissions that could not be graded)."""
+    graded = [g for g in results if g.status != "invalid"]
+    seen = {e.id for g in graded for e in g.report.extensions}
+    return [(e.id, sum(any(x.id == e.id and x.complete for x in g.report.extensions) for g in graded))
+            for e in load_course().extensions if e.id in seen]
 
 
 def summary_text(batch: BatchResult) -> str:
@@ -72,6 +91,12 @@ def summary_text(batch: BatchResult) -> str:
         for band, n in reversed(bands):
             bar = "#" * max(0, round(30 * n / widest))
             lines.append(f"  {band:>9}  {bar:<30} {n}")
+    extensions = extensions_passed(results)
+    if extensions:
+        total = sum(g.status != "invalid" for g in results)
+        lines.append("")
+        lines.append("Extensions passed (optional, no points): "
+                     + ", ".join(f"{e} {n}/{total}" for e, n in extensions))
     failed = most_failed(results)
     if failed:
         total = sum(g.status != "invalid" for g in results)

@@ -5,6 +5,11 @@ prints them. Failing checks are grouped by step, each with what the check did, e
 saw, the learner's trace, and the file and TODO to look at; a step's hints come once, under its
 failures. When many checks fail (a fresh exercise), only the first failing step is shown in full
 and the others as one line per check, so a learner knows where to start.
+
+The optional extensions come apart, after the steps: their own table (no points) and, under
+"What to fix", their failures after the steps' (one line per extension while a step still
+fails, so the steps come first; in full once every step passes). The total line ends with
+"extensions: N of M".
 """
 from __future__ import annotations
 
@@ -43,20 +48,33 @@ def render(report: GradeReport, *, verbose: bool = False, tree_label: str | None
     for c in report.criteria:
         if c.total:
             criteria.add_row(_mark(c.passed == c.total), c.title, f"{c.score:g}/{c.max_score}", f"{c.passed}/{c.total}")
-    parts += [Text(""), criteria]
+    if report.step_checks or not report.extension_checks:
+        parts += [Text(""), criteria]
 
-    steps = Table(title="Steps", title_justify="left", box=None, pad_edge=False)
-    steps.add_column("step", no_wrap=True)
-    steps.add_column("progress", no_wrap=True)
-    steps.add_column("checks", justify="right", no_wrap=True)
-    for s in report.steps:
-        if s.total:
-            steps.add_row(f"{s.number}. {s.title}", _bar(s.passed, s.total), f"{s.passed}/{s.total}")
-    parts += [Text(""), steps]
+    if any(s.total for s in report.steps):
+        steps = Table(title="Steps", title_justify="left", box=None, pad_edge=False)
+        steps.add_column("step", no_wrap=True)
+        steps.add_column("progress", no_wrap=True)
+        steps.add_column("checks", justify="right", no_wrap=True)
+        for s in report.steps:
+            if s.total:
+                steps.add_row(f"{s.number}. {s.title}", _bar(s.passed, s.total), f"{s.passed}/{s.total}")
+        parts += [Text(""), steps]
 
-    failed = report.failed
-    if failed:
+    if report.extensions:
+        extensions = Table(title="Extensions (optional, no points)", title_justify="left", box=None, pad_edge=False)
+        extensions.add_column("", no_wrap=True)
+        extensions.add_column("extension", no_wrap=True)
+        extensions.add_column("progress", no_wrap=True)
+        extensions.add_column("checks", justify="right", no_wrap=True)
+        for e in report.extensions:
+            extensions.add_row(_mark(e.complete), f"{e.id}. {e.title}", _bar(e.passed, e.total), f"{e.passed}/{e.total}")
+        parts += [Text(""), extensions]
+
+    failed = tuple(c for c in report.failed if c.extension is None)
+    if report.failed:
         parts += [Text(""), Text("What to fix", style="bold")]
+    if failed:
         full_steps = {c.step for c in failed} if (verbose or len(failed) <= FULL_DETAIL_LIMIT) \
             else {min(c.step for c in failed)}
         for step_number, checks in groupby(sorted(failed, key=lambda c: c.step), key=lambda c: c.step):
@@ -73,17 +91,54 @@ def render(report: GradeReport, *, verbose: bool = False, tree_label: str | None
                 parts += [Padding(Text(f"- {hint}", style="cyan"), (0, 0, 0, 4)) for hint in step.hints]
             else:
                 parts.append(Text(f"  (details: python grade.py --only {step_number})", style="dim"))
+    parts += _extension_failures(report, label, verbose=verbose, steps_failing=bool(failed))
     if verbose:
         passed = [c for c in report.checks if c.passed]
         if passed:
             parts += [Text(""), Text("Passing checks", style="bold")]
-            parts += [_mark(True) + Text(f" {c.title}") + Text(f"  [step {c.step}, {c.criterion}]", style="dim")
+            parts += [_mark(True) + Text(f" {c.title}") + Text(f"  [{c.label}]", style="dim")
                       for c in passed]
     for warning in report.warnings:
         parts.append(Text(f"warning: {warning}", style="bold magenta"))
     total_style = "bold green" if report.all_passed else "bold"
     parts += [Text(""), Text(f"Total: {report.summary()}", style=total_style)]
     return Group(*parts)
+
+
+def _extension_failures(report: GradeReport, label: str, *, verbose: bool, steps_failing: bool) -> list:
+    """The extensions' failing checks: one line per extension while a step still fails; else the
+    first failing extension in full (every one when verbose or few fail), the others one line per check."""
+    course = report.course
+    failed = [c for c in report.failed if c.extension is not None]
+    if not failed:
+        return []
+    parts: list = []
+    order = [e.id for e in report.extensions]
+    failing = [e for e in order if any(c.extension == e for c in failed)]
+    if steps_failing and not verbose:
+        for e in failing:
+            extension = course.extension(e)
+            n = sum(c.extension == e for c in failed)
+            parts.append(Text(f"\nExtension {e}: {extension.title} (optional)", style="bold yellow"))
+            parts.append(Text(f"  {n} check{'s' if n != 1 else ''} to pass "
+                              f"(details: python grade.py --only {e})", style="dim"))
+        return parts
+    full = set(failing) if (verbose or len(failed) <= FULL_DETAIL_LIMIT) else {failing[0]}
+    for e in failing:
+        extension = course.extension(e)
+        files = ", ".join(f"{Path(label).name}/{f}" for f in extension.files)
+        parts.append(Text(f"\nExtension {e}: {extension.title} ({files}; optional)", style="bold yellow"))
+        for c in (c for c in failed if c.extension == e):
+            where = f"  [{e}{', ' + c.todo if c.todo else ''}]"
+            parts.append(_mark(False) + Text(f" {c.title}") + Text(where, style="dim"))
+            if e in full:
+                parts.append(Padding(Text(c.message), (0, 0, 0, 4)))
+        if e in full:
+            parts.append(Text("  Hints:", style="cyan"))
+            parts += [Padding(Text(f"- {hint}", style="cyan"), (0, 0, 0, 4)) for hint in extension.hints]
+        else:
+            parts.append(Text(f"  (details: python grade.py --only {e})", style="dim"))
+    return parts
 
 
 def print_scorecard(report: GradeReport, *, verbose: bool = False, console: Console | None = None,

@@ -22,9 +22,11 @@ def _valid_only(only: str | None) -> None:
     if only is None:
         return
     course = load_course()
-    if only not in {str(s.number) for s in course.steps} | {c.id for c in course.criteria}:
-        known = ", ".join([str(s.number) for s in course.steps] + [c.id for c in course.criteria])
-        raise TargetError(f"--only {only}: not a step or criterion; use one of {known}")
+    extensions = [e.id for e in course.extensions]
+    if only not in {str(s.number) for s in course.steps} | {c.id for c in course.criteria} \
+            and only.lower() not in {e.lower() for e in extensions}:
+        known = ", ".join([str(s.number) for s in course.steps] + [c.id for c in course.criteria] + extensions)
+        raise TargetError(f"--only {only}: not a step, criterion or extension; use one of {known}")
 
 
 def grade_command(args: Namespace) -> int:

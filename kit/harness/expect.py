@@ -1,6 +1,7 @@
 """How a check speaks to the learner.
 
-A check is a plain pytest function tagged with `@check(step=..., criterion=...)`. When it fails
+A check is a plain pytest function tagged with `@check(step=..., criterion=...)` (or, for an
+optional extension, `@check(extension="E2")`). When it fails
 it raises `CheckFailure` (through `expect(...)` or `fail(...)`), which carries four things the
 scorecard shows: what the check did, what it expected, what it saw, and the learner's actual
 trace as a small tree. Plain `assert`s work too; their message is shown as it is.
@@ -14,10 +15,21 @@ import pytest
 from kit.traces.text import render_tree
 
 
-def check(*, step: int, criterion: str, todo: str | None = None, rules: tuple[str, ...] | list[str] = ()):
+def check(*, step: int | None = None, criterion: str | None = None, extension: str | None = None,
+          todo: str | None = None, rules: tuple[str, ...] | list[str] = ()):
     """Tag a check with the step whose file it grades, the success criterion it serves, the TODO
     in that file a learner should look at (e.g. "TODO 3") and the rules of `docs/learner-api.md`
-    it verifies (e.g. `rules=("4.14", "4.16")`; `tests/test_contract.py` holds them to the page)."""
+    it verifies (e.g. `rules=("4.14", "4.16")`; `tests/test_contract.py` holds them to the page).
+
+    An optional extension's check names its extension instead of a step and a criterion:
+    `@check(extension="E2", todo="TODO 1", rules=("E2.1",))`. It earns no points; the reports
+    show it apart."""
+    if extension is not None:
+        if step is not None or criterion is not None:
+            raise TypeError("an extension's check names no step or criterion (it earns no points)")
+        return pytest.mark.check(extension=extension, todo=todo, rules=tuple(rules))
+    if step is None or criterion is None:
+        raise TypeError("a check names its step and criterion, or an extension")
     return pytest.mark.check(step=step, criterion=criterion, todo=todo, rules=tuple(rules))
 
 

@@ -23,7 +23,11 @@ GOLDEN = Path(__file__).parent / "golden"
 CHECKS = tuple(
     CheckInfo(nodeid=f"checks/test_{criterion.id.replace('-', '_')}.py::test_{n}", id=f"{criterion.id}-{n}",
               title=f"{criterion.title}, check {n}", step=1 + (i + n) % 6, criterion=criterion.id)
-    for i, criterion in enumerate(load_course().criteria) for n in (1, 2))
+    for i, criterion in enumerate(load_course().criteria) for n in (1, 2)) + tuple(
+    # and one check for each of three extensions (E4 not graded: its column stays blank)
+    CheckInfo(nodeid=f"checks/test_ext_{e.lower()}.py::test_{e.lower()}", id=f"{e.lower()}-1",
+              title=f"Extension {e}, check 1", step=None, criterion=None, extension=e)
+    for e in ("E1", "E2", "E3"))
 
 
 def report(target: str, failing: dict[str, Cause] = {}, warnings: tuple[str, ...] = ()) -> GradeReport:
@@ -46,7 +50,8 @@ def sample_batch() -> BatchResult:
         Graded("alice", "submissions/alice", report("submissions/alice"), "graded", "", 3.25, "grades/alice.json"),
         Graded("bob", "submissions/bob.zip",
                report("submissions/bob.zip", {"context-propagates-1": Cause.FAILED, "sampling-works-2": Cause.TIMEOUT,
-                                              "errors-traced-1": Cause.FAILED}),
+                                              "errors-traced-1": Cause.FAILED, "e2-1": Cause.FAILED,
+                                              "e3-1": Cause.FAILED}),
                "graded", "1 check(s) timed out", 4.5, "grades/bob.json"),
         Graded("carol", "submissions/carol.zip",
                report("submissions/carol.zip", everything, ("not graded: the zip holds no services/ folder",)),
@@ -81,13 +86,22 @@ def test_the_gradebook_reads_back_with_a_column_per_criterion():
     rows = list(csv.DictReader(io.StringIO(gradebook_csv(batch.graded))))
     criteria = [c.id for c in load_course().criteria]
     assert list(rows[0]) == ["learner", "score", "max_score", *criteria, "checks_passed", "checks_total",
-                             "status", "reason", "report"]
+                             "E1", "E2", "E3", "E4", "extensions_passed", "status", "reason", "report"]
     assert [r["learner"] for r in rows] == [g.learner for g in batch.graded]
     for row, graded in zip(rows, batch.graded):
         assert float(row["score"]) == graded.report.score
         assert sum(float(row[c]) for c in criteria) == pytest.approx(graded.report.score)
         assert row["reason"] == graded.reason and row["status"] == graded.status
     assert rows[0]["score"] == "100" and rows[2]["score"] == "0"
+
+
+def test_the_extensions_are_extra_columns_that_never_change_the_score():
+    rows = {r["learner"]: r for r in csv.DictReader(io.StringIO(gradebook_csv(sample_batch().graded)))}
+    assert [rows["alice"][e] for e in ("E1", "E2", "E3", "E4")] == ["passed", "passed", "passed", ""]
+    assert [rows["bob"][e] for e in ("E1", "E2", "E3", "E4")] == ["passed", "failed", "failed", ""]
+    assert (rows["alice"]["extensions_passed"], rows["bob"]["extensions_passed"]) == ("3", "1")
+    assert rows["alice"]["score"] == "100" and rows["alice"]["checks_total"] == str(2 * len(load_course().criteria))
+    assert "Extensions passed (optional, no points): E1 3/4, E2 2/4, E3 2/4" in summary_text(sample_batch())
 
 
 def test_a_criterion_without_checks_is_left_blank():
@@ -109,6 +123,7 @@ def test_most_failed_ignores_submissions_that_could_not_be_graded():
     counts = {check.id: n for n, check in ranked}
     assert counts["context-propagates-1"] == 3        # bob, dave and erin; never carol (invalid)
     assert all(n <= 3 for n in counts.values())
+    assert not [c for _, c in ranked if c.extension], "the optional extensions are not what most learners fail"
     assert [n for n, _ in ranked] == sorted((n for n, _ in ranked), reverse=True)
 
 

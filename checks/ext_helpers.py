@@ -1,0 +1,102 @@
+"""What the extensions' checks (`test_ext_e*.py`) share: spans built by hand, calling a learner
+function so that a stub or a crash fails plainly, showing spans to the learner, the nearest-rank
+percentile as the contract defines it (rule 0.12), and Hypothesis settings that never change
+between runs.
+
+Everything reaches the learner's code through the contract's names only (`kit.harness.learner`).
+"""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from hypothesis import HealthCheck, settings
+
+from kit.harness.expect import fail
+from kit.harness.learner import attr
+from kit.traces.text import render_tree
+
+#: Times are in ms from this epoch base, so no clock decides anything.
+BASE = 1_700_000_000_000.0
+
+#: Generated cases: the same examples every run, no database, no blob, no deadline.
+GENERATED = settings(derandomize=True, database=None, max_examples=60, deadline=None, print_blob=False,
+                     suppress_health_check=list(HealthCheck))
+
+_ids = {"count": 0}
+
+
+def span(name: str = "op", *, service: str = "svc", kind: str = "SERVER", start: float = 0.0,
+         duration: float = 10.0, status: str = "UNSET", trace: int | str = 1, span_id: int | str | None = None,
+         parent: int | str | None = None, attributes: dict | None = None):
+    """A SpanRecord: `start` in ms from BASE; numeric ids are written as hex."""
+    if span_id is None:
+        _ids["count"] += 1
+        span_id = _ids["count"]
+    record = attr("services.shared.span_store", "SpanRecord")
+    return record(trace_id=_hex(trace, 32), span_id=_hex(span_id, 16),
+                  parent_span_id=None if parent is None else _hex(parent, 16), name=name, service=service,
+                  kind=kind, start_ms=BASE + start, duration_ms=duration, status=status,
+                  attributes=dict(attributes or {}))
+
+
+def _hex(value: int | str, width: int) -> str:
+    return f"{value:0{width}x}" if isinstance(value, int) else value.rjust(width, "0")
+
+
+def call(module: str, name: str, *args, **kwargs) -> Any:
+    """Call a learner function; NotImplementedError or a crash fails the check, saying which."""
+    function = attr(module, name)
+    try:
+        return function(*args, **kwargs)
+    except NotImplementedError as exc:
+        fail(did=f"called {name}(...)", expected="a result", saw=f"NotImplementedError: {exc} (still a stub)")
+    except Exception as exc:  # noqa: BLE001 - the learner's function crashed: say so
+        fail(did=f"called {name}(...)", expected="a result", saw=f"{type(exc).__name__}: {exc}")
+
+
+def percentile(values, n: int) -> float:
+    """Rule 0.12: the nearest-rank pN of n >= 1 values."""
+    ordered = sorted(values)
+    return ordered[math.ceil(n / 100 * len(ordered)) - 1]
+
+
+def ms(value: float) -> str:
+    return f"{value:g}"
+
+
+def table(spans, *, limit: int = 40) -> str:
+    """The spans as lines a learner can read: trace, service, name, kind, status, start, duration."""
+    lines = []
+    for s in spans[:limit]:
+        extra = "".join(f" {k}={v}" for k, v in sorted(s.attributes.items()))
+        parent = f" parent={s.parent_span_id[-4:]}" if s.parent_span_id else ""
+        lines.append(f"  trace …{s.trace_id[-4:]} span …{s.span_id[-4:]}{parent}  {s.service}: {s.name} "
+                     f"[{s.kind}{'' if s.status == 'UNSET' else ', ' + s.status}] start {ms(s.start_ms - BASE)} "
+                     f"duration {ms(s.duration_ms)}{extra}")
+    if len(spans) > limit:
+        lines.append(f"  ... {len(spans) - limit} more spans")
+    return "\n".join(lines) if lines else "  (no spans)"
+
+
+def shown(spans) -> str:
+    """The spans for a failure message: a table, then the trees they make."""
+    return f"these {len(spans)} spans (start and duration in ms):\n{table(spans)}\nas trees:\n{render_tree(spans)}"
+
+
+def keys_are(entries, wanted: set[str], *, did: str) -> None:
+    """Every entry is a dict with exactly the keys `wanted`."""
+    for entry in entries:
+        if not isinstance(entry, dict) or set(entry) != wanted:
+            fail(did=did, expected=f"dicts with exactly the keys {sorted(wanted)}",
+                 saw=f"{entry!r:.300}" if not isinstance(entry, dict) else f"keys {sorted(entry)}")
+
+
+def close(a, b, tol: float = 1e-9) -> bool:
+    """Numbers equal up to float rounding (infinities equal themselves)."""
+    try:
+        if a == b:
+            return True
+        return math.isclose(float(a), float(b), rel_tol=tol, abs_tol=tol)
+    except (TypeError, ValueError):
+        return False
