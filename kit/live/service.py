@@ -16,8 +16,12 @@ configures it through the environment (learners never run this module themselves
 What the kit adds around the service's own app (outside it, so never traced and never in the
 learner's way):
 
-- `POST /_live/flush` on every service: `telemetry.force_flush()`, so a script can see its
-  trace at once instead of waiting for the next batch;
+- `POST /_live/flush` on every service: `telemetry.force_flush()` (spans and metrics) and
+  the captured log lines, so a script can see its trace at once instead of waiting for the
+  next batch;
+- its log lines and metrics beside the spans (`kit.live.capture`): the structlog events with
+  their trace id, and a metric reader passed to `create_app(..., metric_reader=...)` whose
+  points and exemplars go into the span file (`WORKSHOP_LIVE_METRIC_INTERVAL_MS`, 5000);
 - on the gateway's port: the trace viewer at `/viewer/` (and `/` redirects there).
 
 Shutdown: SIGINT or SIGTERM makes uvicorn stop accepting, finish the requests in flight, then
@@ -101,6 +105,19 @@ def _exporter(mode: str, span_store: Any) -> Any:
     return FanOutExporter(store, backend_exporters()) if mode == "both" else store
 
 
+def _metric_reader(mode: str) -> Any:
+    """The kit's metric reader (points and exemplars into the span file, and to OTLP or Azure
+    Monitor in `both` mode); None when the tree's Step 1 chooses (`env`) or tracing is off."""
+    if mode not in ("store", "both") or not os.environ.get("WORKSHOP_SPAN_DB"):
+        return None
+    from kit.live import capture
+
+    others = capture.backend_metric_exporters() if mode == "both" else []
+    interval = float(os.environ.get("WORKSHOP_LIVE_METRIC_INTERVAL_MS", "5000") or 5000)
+    return capture.metric_reader(os.environ["WORKSHOP_SPAN_DB"], interval_ms=interval,
+                                 others=others)
+
+
 def build_service(key: str) -> Any:
     """The service `key`'s app from the tree on `sys.path`, exporting as configured."""
     import importlib
@@ -111,8 +128,25 @@ def build_service(key: str) -> Any:
     span_store.set_span_store(span_store.store_from_env())
     settings = importlib.import_module("services.shared.settings").Settings()
     create_app = importlib.import_module(f"services.{BY_KEY[key].package}.main").create_app
-    return create_app(settings, exporter=_exporter(os.environ.get("WORKSHOP_LIVE_EXPORT", "store"),
-                                                  span_store))
+    mode = os.environ.get("WORKSHOP_LIVE_EXPORT", "store")
+    if mode != "off" and os.environ.get("WORKSHOP_SPAN_DB"):
+        from kit.live import capture
+
+        try:                             # log lines beside the spans, for the trace page
+            capture.capture_logs(os.environ["WORKSHOP_SPAN_DB"], BY_KEY[key].name)
+        except Exception:  # noqa: BLE001 - the service runs without them
+            logger.exception("could not capture this service's log lines")
+    exporter = _exporter(mode, span_store)
+    reader = _metric_reader(mode)
+    if reader is None:
+        return create_app(settings, exporter=exporter)
+    try:
+        return create_app(settings, exporter=exporter, metric_reader=reader)
+    except TypeError as exc:             # a Step 1 written before metrics: spans only
+        if "metric_reader" not in str(exc):
+            raise
+        logger.warning("this tree's telemetry takes no metric_reader: no metrics (%s)", exc)
+        return create_app(settings, exporter=exporter)
 
 
 def build_provider() -> Any:
@@ -151,6 +185,9 @@ class LiveDispatch:
                 ok = bool(await asyncio.to_thread(self.telemetry.force_flush, 10_000))
             except Exception:  # noqa: BLE001 - an unfinished Step 1 must not crash the kit
                 ok = False
+        from kit.live import capture
+
+        await asyncio.to_thread(capture.flush_all)      # log lines and metric points
         body = json.dumps({"flushed": ok}).encode()
         await send({"type": "http.response.start", "status": 200,
                     "headers": [(b"content-type", b"application/json"),
@@ -219,6 +256,9 @@ def main(argv: list[str] | None = None) -> int:
         server.run()
     except KeyboardInterrupt:            # uvicorn re-raises the signal after a clean stop
         pass
+    from kit.live import capture
+
+    capture.flush_all()                  # the last log lines and metric points
     if not server.started:
         return 1                         # e.g. the port was taken: uvicorn logged why
     logger.info("stopped cleanly")

@@ -50,6 +50,29 @@ font-size:11px;max-height:260px;overflow:auto} #details td{word-break:break-word
 color:#fff;border-radius:4px;padding:5px 12px;text-decoration:none} .service-map{max-width:100%}
 """
 
+EXTRA_CSS = """
+.range{display:flex;gap:10px;align-items:center;flex-wrap:wrap}
+.pager{display:flex;gap:14px;align-items:center;margin-top:8px}
+table.sortable th a{color:#555;text-decoration:none} table.sortable th a.active{color:#1f5fbf}
+.dist{display:inline-flex;align-items:flex-end;gap:1px;height:22px;vertical-align:middle}
+.dist i{display:inline-block;width:6px;background:#4e79a7}
+.hist{display:flex;align-items:flex-end;gap:3px;height:140px;margin:8px 0 2px}
+.hist a.bucket{display:flex;flex-direction:column;justify-content:flex-end;align-items:center;
+flex:1;height:100%;text-decoration:none;color:#555;font-size:10px}
+.hist a.bucket span.bar{display:block;width:100%;background:#4e79a7;min-height:1px}
+.hist a.bucket.selected span.bar{background:#f28e2b} .hist a.bucket:hover span.bar{opacity:.75}
+.hist-labels{display:flex;gap:3px} .hist-labels span{flex:1;font-size:10px;color:#777;
+text-align:center;overflow:hidden;white-space:nowrap}
+.log-row.error td,.log-row.critical td{background:#fdecec} .log-row.warning td{background:#fff7e6}
+.kql{background:#f6f7f9;border-left:3px solid #1f5fbf;padding:6px 8px;font-size:12px;
+white-space:pre-wrap;margin:4px 0 10px} .met{color:#2e7d32;font-weight:600}
+.missed{color:#e15759;font-weight:600} pre.stack{white-space:pre-wrap;background:#fff3f3;
+padding:8px;font-size:11px;border-left:3px solid #e15759;max-height:300px;overflow:auto}
+.spark{display:flex;align-items:flex-end;gap:1px;height:40px}
+.spark i{flex:1;background:#59a14f;min-height:1px} .spark i.err{background:#e15759}
+"""
+CSS += EXTRA_CSS
+
 SCRIPT = """
 (function(){
   const data = JSON.parse(document.getElementById('trace-data').textContent);
@@ -101,6 +124,8 @@ SCRIPT = """
     r.addEventListener('click', () => select(r.getAttribute('data-span-id'))));
   const m = location.hash.match(/^#span=([0-9a-f]+)/);
   if (m) select(m[1]);
+  window.addEventListener('hashchange', () => {
+    const h = location.hash.match(/^#span=([0-9a-f]+)/); if (h) select(h[1]); });
   window.selectSpan = select;
 })();
 """.replace("__FMT_MS__", FMT_MS_JS)
@@ -111,7 +136,9 @@ def _page(title: str, body: str, prefix: str, *, script: str = "") -> str:
             f'<meta name="viewport" content="width=device-width, initial-scale=1">'
             f'<title>{escape(title)}</title><style>{CSS}</style></head><body>'
             f'<header><h1>Workshop trace viewer</h1><a href="{prefix}/">Traces</a>'
-            f'<a href="{prefix}/map">Service map</a></header><main>{body}</main>'
+            f'<a href="{prefix}/map">Service map</a><a href="{prefix}/performance">Performance</a>'
+            f'<a href="{prefix}/metrics">Metrics</a><a href="{prefix}/insights">Insights</a>'
+            f'</header><main>{body}</main>'
             f'{script}</body></html>')
 
 
@@ -152,7 +179,8 @@ def list_page(summaries: Sequence[Mapping[str, Any]], *, prefix: str, errors_onl
     return _page("Traces", form + f'<div class="card"><h2>Recent traces</h2>{rows}</div>', prefix)
 
 
-def trace_page(analysis: Mapping[str, Any], spans: Sequence[Any], *, prefix: str) -> str:
+def trace_page(analysis: Mapping[str, Any], spans: Sequence[Any], *, prefix: str,
+               extra: str = "") -> str:
     """One trace: summary, waterfall with span details on click, critical path, bottlenecks,
     service map."""
     tid = escape(analysis["trace_id"])
@@ -193,7 +221,7 @@ def trace_page(analysis: Mapping[str, Any], spans: Sequence[Any], *, prefix: str
     data = json.dumps(payload, default=str).replace("</", "<\\/")
     script = (f'<script type="application/json" id="trace-data">{data}</script>'
               f'<script>{SCRIPT}</script>')
-    return _page(f"Trace {analysis['trace_id']}", stats + waterfall + tables + service_map,
+    return _page(f"Trace {analysis['trace_id']}", stats + waterfall + extra + tables + service_map,
                  prefix, script=script)
 
 

@@ -43,6 +43,23 @@ def _span(row: Sequence[Any]) -> Span:
                 events=events)
 
 
+def with_events(spans: Sequence[Span], width: int) -> list[Span]:
+    """The spans with their events as `(name, attributes)` (width 2, the provided
+    `SpanRecord`'s form) or `(name, epoch ms or None, attributes)` (width 3, `kit.traces.model`'s
+    form): the kit's pictures and analysis have read one or the other."""
+    import dataclasses
+
+    out = []
+    for s in spans:
+        events = []
+        for e in s.events or ():
+            name, attrs = e[0], e[-1]
+            when = e[1] if len(e) == 3 else None
+            events.append((name, attrs) if width == 2 else (name, when, attrs))
+        out.append(dataclasses.replace(s, events=tuple(events)))
+    return out
+
+
 def summarize(spans: Sequence[Any]) -> dict[str, Any]:
     """One line about a trace (the root is the earliest span whose parent is not in it)."""
     ids = {s.span_id for s in spans}

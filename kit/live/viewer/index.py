@@ -1,0 +1,647 @@
+"""The viewer's indexes over a span file, and the queries of its pages (all SQL, no scans).
+
+The provided `SqliteSpanStore` keeps one row per span in `spans` (indexed by trace and start
+time only). The viewer adds, in the same file, tables of its own that it keeps up to date from
+`spans` (`refresh()`: the rows added since the last call, found by rowid, so a catch-up costs
+what was added):
+
+- `kit_spans`: per span the columns the pages filter and group on (service, name, kind, status,
+  start, duration, the dependency a CLIENT span calls: `db.system`, `peer.service`, or the
+  address it called), with covering indexes for the performance tables;
+- `kit_traces`: per trace its start, end, duration, span count, error count and root (its
+  earliest span);
+  indexed by start (newest first), with partial indexes for errors;
+- `kit_endpoints`: which service answers on which port (learned from SERVER spans), so that a
+  CLIENT span's address is named after the service it reached.
+
+Beside them, the live system's services write `kit_logs`, `kit_metric_points` and
+`kit_exemplars` (`kit.live.capture`).
+
+Percentiles are the contract's nearest rank (`sorted(v)[ceil(p/100 * n) - 1]`), computed in SQL
+with window functions.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from kit.live.capture import SCHEMA as CAPTURE_SCHEMA
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS kit_spans (
+    trace_id TEXT NOT NULL, span_id TEXT NOT NULL, parent_span_id TEXT,
+    service TEXT NOT NULL, name TEXT NOT NULL, kind TEXT NOT NULL, status TEXT NOT NULL,
+    start_ms REAL NOT NULL, duration_ms REAL NOT NULL,
+    port INTEGER, raw_target TEXT, target TEXT, grp TEXT NOT NULL, tags TEXT,
+    PRIMARY KEY (trace_id, span_id)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS kit_spans_by_time ON kit_spans
+    (kind, start_ms, service, grp, duration_ms, status);
+CREATE INDEX IF NOT EXISTS kit_spans_by_grp ON kit_spans
+    (kind, service, grp, duration_ms, start_ms, status);
+CREATE INDEX IF NOT EXISTS kit_spans_by_edge ON kit_spans
+    (kind, service, target, duration_ms, start_ms, status);
+CREATE INDEX IF NOT EXISTS kit_spans_by_op ON kit_spans (service, name, kind, start_ms);
+CREATE INDEX IF NOT EXISTS kit_spans_unnamed ON kit_spans (raw_target) WHERE target = raw_target;
+CREATE TABLE IF NOT EXISTS kit_traces (
+    trace_id TEXT PRIMARY KEY, start_ms REAL NOT NULL, end_ms REAL NOT NULL,
+    duration_ms REAL NOT NULL, span_count INTEGER NOT NULL, error_count INTEGER NOT NULL,
+    root_name TEXT, root_service TEXT, services TEXT) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS kit_traces_by_start ON kit_traces (start_ms);
+CREATE INDEX IF NOT EXISTS kit_traces_errors ON kit_traces (start_ms) WHERE error_count > 0;
+CREATE INDEX IF NOT EXISTS kit_traces_by_duration ON kit_traces (duration_ms);
+CREATE TABLE IF NOT EXISTS kit_operations (service TEXT, name TEXT, kind TEXT,
+    PRIMARY KEY (service, name, kind)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS kit_endpoints (port INTEGER PRIMARY KEY, service TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS kit_aliases (address TEXT PRIMARY KEY, name TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS kit_state (key TEXT PRIMARY KEY, value) WITHOUT ROWID;
+"""
+
+# One INSERT ... SELECT per catch-up: SQLite's JSON functions read the attributes. A CLIENT
+# span's group is `target \x1f type \x1f name` (name with the URL path for HTTP); its target is
+# `db.system`, `peer.service`, an alias of its address, the service that answers on its port
+# (`kit_endpoints`), else the address.
+_STAGE = """
+CREATE TEMP TABLE IF NOT EXISTS kit_stage (
+    trace_id TEXT, span_id TEXT, parent_span_id TEXT, service TEXT, name TEXT, kind TEXT,
+    status TEXT, start_ms REAL, duration_ms REAL, port INTEGER, system TEXT, address TEXT,
+    url TEXT, tags TEXT);
+DELETE FROM temp.kit_stage;
+"""
+_FILL_STAGE = """
+INSERT INTO temp.kit_stage
+SELECT trace_id, span_id, parent_span_id, service, name, kind, status, start_ms, duration_ms,
+       json_extract(attributes, '$."server.port"'),
+       CASE WHEN kind = 'CLIENT' THEN COALESCE(json_extract(attributes, '$."db.system"'),
+                                               json_extract(attributes, '$."peer.service"')) END,
+       CASE WHEN kind = 'CLIENT' THEN json_extract(attributes, '$."server.address"') END,
+       CASE WHEN kind = 'CLIENT' THEN json_extract(attributes, '$."url.full"') END,
+       CASE WHEN kind = 'SERVER' AND instr(attributes, '"experiment.') > 0 THEN
+            (SELECT json_group_object(key, value) FROM json_each(attributes)
+             WHERE key LIKE 'experiment.%') END
+FROM spans WHERE rowid > ? AND rowid <= ?
+"""
+_ENDPOINTS = """
+INSERT OR REPLACE INTO kit_endpoints
+SELECT DISTINCT port, service FROM temp.kit_stage WHERE kind = 'SERVER' AND port IS NOT NULL
+"""
+_REST = "substr(url, instr(url, '://') + 3)"
+_PATH = f"CASE WHEN instr({_REST}, '/') > 0 THEN substr({_REST}, instr({_REST}, '/')) ELSE '/' END"
+_NOQUERY = f"CASE WHEN instr({_PATH}, '?') > 0 THEN substr({_PATH}, 1, instr({_PATH}, '?') - 1) ELSE {_PATH} END"
+_INDEX_SPANS = f"""
+INSERT OR REPLACE INTO kit_spans
+SELECT trace_id, span_id, parent_span_id, service, name, kind, status, start_ms, duration_ms,
+       port, raw, tgt,
+       CASE WHEN kind = 'CLIENT' THEN tgt || char(31) ||
+            (CASE WHEN system IS NOT NULL THEN system WHEN url IS NOT NULL THEN 'HTTP'
+                  ELSE 'other' END) || char(31) ||
+            (CASE WHEN system IS NULL AND url LIKE '%://%' THEN name || ' ' || ({_NOQUERY})
+                  ELSE name END)
+            ELSE name END, tags
+FROM (SELECT s.*, COALESCE(s.system, s.address || COALESCE(':' || s.port, ''), 'unknown') AS raw,
+             COALESCE(s.system, a1.name, a2.name, e.service,
+                      s.address || COALESCE(':' || s.port, ''), 'unknown') AS tgt
+      FROM temp.kit_stage s
+      LEFT JOIN kit_aliases a1 ON a1.address = s.address || ':' || s.port
+      LEFT JOIN kit_aliases a2 ON a2.address = s.address
+      LEFT JOIN kit_endpoints e ON e.port = s.port AND s.kind = 'CLIENT' AND s.system IS NULL)
+"""
+_TOUCHED = "SELECT DISTINCT trace_id FROM temp.kit_stage"
+_SUMMARISE = """
+INSERT OR REPLACE INTO kit_traces
+SELECT a.trace_id, a.start_ms, a.end_ms, a.end_ms - a.start_ms, a.n, a.errors,
+       r.name, r.service, a.services
+FROM (SELECT trace_id, MIN(start_ms) AS start_ms, MAX(start_ms + duration_ms) AS end_ms,
+             COUNT(*) AS n, SUM(status = 'ERROR') AS errors,
+             group_concat(DISTINCT service) AS services
+      FROM kit_spans WHERE trace_id IN (SELECT trace_id FROM temp.kit_touched)
+      GROUP BY trace_id) AS a
+JOIN (SELECT trace_id, name, service, MIN(start_ms) FROM kit_spans
+      WHERE trace_id IN (SELECT trace_id FROM temp.kit_touched)
+      GROUP BY trace_id) AS r USING (trace_id)
+"""
+# A CLIENT span indexed before the service it called was known is named once it is.
+_RENAME = """
+UPDATE kit_spans SET target = (SELECT service FROM kit_endpoints e WHERE e.port = kit_spans.port),
+                     grp = (SELECT service FROM kit_endpoints e WHERE e.port = kit_spans.port)
+                           || substr(grp, instr(grp, char(31)))
+WHERE target = raw_target AND kind = 'CLIENT' AND port IN (SELECT port FROM kit_endpoints)
+  AND raw_target LIKE '%:' || port
+"""
+
+
+def nearest_rank(values: Sequence[float], p: float) -> float | None:
+    """The contract's percentile: `sorted(values)[ceil(p / 100 * n) - 1]` (None for no values)."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[max(math.ceil(p / 100 * len(ordered)) - 1, 0)]
+
+
+#: The duration distribution's bucket bounds (ms), as Application Insights draws them.
+BUCKETS_MS = (1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000)
+
+
+def _bucket_sql(column: str) -> str:
+    cases = " ".join(f"WHEN {column} <= {b} THEN {i}" for i, b in enumerate(BUCKETS_MS))
+    return f"CASE {cases} ELSE {len(BUCKETS_MS)} END"
+
+
+def bucket_label(i: int) -> str:
+    if i == 0:
+        return f"≤ {BUCKETS_MS[0]} ms"
+    if i >= len(BUCKETS_MS):
+        return f"> {BUCKETS_MS[-1]:,} ms"
+    return f"{BUCKETS_MS[i - 1]:,}–{BUCKETS_MS[i]:,} ms"
+
+
+def parse_trace_id(raw: str) -> str | None:
+    """32 hex digits, or a UUID (Application Insights' `operation_Id` form), as 32 lowercase
+    hex digits; None otherwise."""
+    tid = (raw or "").strip().lower().replace("-", "")
+    return tid if len(tid) == 32 and all(c in "0123456789abcdef" for c in tid) else None
+
+
+class Index:
+    """The viewer's tables in a span file, kept up to date from `spans` (see the module)."""
+
+    def __init__(self, path: str | os.PathLike[str], *, aliases: Mapping[str, str] | None = None,
+                 min_refresh_s: float = 0.5) -> None:
+        self.path = os.fspath(path)
+        self.aliases = dict(aliases or {})
+        self.min_refresh_s = min_refresh_s
+        self._refreshed = 0.0
+        self._ready = False
+        self._local = threading.local()
+
+    # -- connection and catch-up --------------------------------------------------------------
+    def connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+        conn.execute("PRAGMA busy_timeout = 30000")
+        return conn
+
+    def _reader(self) -> sqlite3.Connection:
+        """This thread's reading connection (kept: opening one costs more than a query)."""
+        held = getattr(self._local, "conn", None)
+        if held is None or held[0] != os.getpid():
+            held = (os.getpid(), self.connect())
+            self._local.conn = held
+        return held[1]
+
+    def _ensure(self, conn: sqlite3.Connection) -> None:
+        if self._ready:
+            return
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.executescript(SCHEMA + CAPTURE_SCHEMA)
+        if self.aliases:
+            conn.executemany("INSERT OR REPLACE INTO kit_aliases VALUES (?, ?)",
+                             sorted(self.aliases.items()))
+        self._ready = True
+
+    def exists(self) -> bool:
+        return os.path.exists(self.path)
+
+    def refresh(self, *, force: bool = False) -> int:
+        """Index the spans added since the last call; returns how many. Cheap when nothing
+        was added; at most every `min_refresh_s` unless `force`."""
+        if not self.exists():
+            return 0
+        now = time.monotonic()
+        if not force and now - self._refreshed < self.min_refresh_s:
+            return 0
+        self._refreshed = now
+        conn = self.connect()
+        try:
+            self._ensure(conn)
+            try:
+                top = conn.execute("SELECT MAX(rowid) FROM spans").fetchone()[0] or 0
+            except sqlite3.OperationalError:          # no span written yet
+                return 0
+            row = conn.execute("SELECT value FROM kit_state WHERE key = 'spans_rowid'").fetchone()
+            done = int(row[0]) if row else 0
+            if top <= done:
+                return 0
+            added = 0
+            step = 200_000
+            while done < top:
+                upto = min(done + step, top)
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    row = conn.execute(
+                        "SELECT value FROM kit_state WHERE key = 'spans_rowid'").fetchone()
+                    done = int(row[0]) if row else 0      # another viewer may have indexed
+                    if done >= upto:
+                        conn.execute("COMMIT")
+                        continue
+                    for statement in _STAGE.strip().split(";"):
+                        if statement.strip():
+                            conn.execute(statement)
+                    conn.execute(_FILL_STAGE, (done, upto))
+                    known = conn.execute("SELECT COUNT(*) FROM kit_endpoints").fetchone()[0]
+                    conn.execute(_ENDPOINTS)
+                    conn.execute("INSERT OR IGNORE INTO kit_operations SELECT DISTINCT service, "
+                                 "name, kind FROM temp.kit_stage")
+                    added += conn.execute(_INDEX_SPANS).rowcount
+                    conn.execute("CREATE TEMP TABLE IF NOT EXISTS kit_touched "
+                                 "(trace_id TEXT PRIMARY KEY) WITHOUT ROWID")
+                    conn.execute("DELETE FROM temp.kit_touched")
+                    conn.execute("INSERT INTO temp.kit_touched " + _TOUCHED)
+                    conn.execute(_SUMMARISE)
+                    if conn.execute("SELECT COUNT(*) FROM kit_endpoints").fetchone()[0] != known:
+                        conn.execute(_RENAME)
+                    conn.execute("INSERT OR REPLACE INTO kit_state VALUES ('spans_rowid', ?)",
+                                 (upto,))
+                    conn.execute("COMMIT")
+                except BaseException:
+                    conn.execute("ROLLBACK")
+                    raise
+                done = upto
+            return added
+        finally:
+            conn.close()
+
+    def _rows(self, sql: str, args: Sequence[Any] = ()) -> list[tuple]:
+        if not self.exists():
+            return []
+        self.refresh()
+        conn = self._reader()
+        try:
+            self._ensure(conn)
+            return conn.execute(sql, args).fetchall()
+        except sqlite3.OperationalError as exc:
+            if "no such table" in str(exc):
+                return []
+            raise
+
+    # -- transaction search -------------------------------------------------------------------
+    def search(self, *, start_ms: float | None = None, end_ms: float | None = None,
+               service: str = "", operation: str = "", errors_only: bool = False,
+               min_duration_ms: float = 0.0, trace_id: str = "", limit: int = 50,
+               offset: int = 0) -> dict[str, Any]:
+        """Traces newest first: `{"total", "traces": [summary...]}`. A `trace_id` (32 hex or a
+        UUID) finds that trace whatever the other filters say."""
+        cols = ("t.trace_id, t.start_ms, t.duration_ms, t.span_count, t.error_count, "
+                "t.root_name, t.root_service, t.services")
+        if trace_id:
+            tid = parse_trace_id(trace_id)
+            rows = self._rows(f"SELECT {cols} FROM kit_traces t WHERE trace_id = ?", (tid,)) if tid else []
+            return {"total": len(rows), "traces": [_summary(r) for r in rows]}
+        where, args = ["1"], []
+        if start_ms is not None:
+            where.append("t.start_ms >= ?")
+            args.append(start_ms)
+        if end_ms is not None:
+            where.append("t.start_ms < ?")
+            args.append(end_ms)
+        if errors_only:
+            where.append("t.error_count > 0")
+        if min_duration_ms:
+            where.append("t.duration_ms >= ?")
+            args.append(float(min_duration_ms))
+        if service or operation:
+            sub = ["kind = 'SERVER'"]
+            sub_args: list[Any] = []
+            if service:
+                sub.append("service = ?")
+                sub_args.append(service)
+            if operation:
+                sub.append("name = ?")
+                sub_args.append(operation)
+            if start_ms is not None:   # a request starts no earlier than its trace
+                sub.append("start_ms >= ?")
+                sub_args.append(start_ms)
+            where.append(f"t.trace_id IN (SELECT trace_id FROM kit_spans WHERE {' AND '.join(sub)})")
+            args.extend(sub_args)
+        cond = " AND ".join(where)
+        total = self._rows(f"SELECT COUNT(*) FROM kit_traces t WHERE {cond}", args)
+        rows = self._rows(f"SELECT {cols} FROM kit_traces t WHERE {cond} "
+                          "ORDER BY t.start_ms DESC LIMIT ? OFFSET ?",
+                          [*args, int(limit), int(offset)])
+        return {"total": total[0][0] if total else 0, "traces": [_summary(r) for r in rows]}
+
+    def services_and_operations(self) -> dict[str, list[str]]:
+        """Each service's request names (SERVER spans), for the search form's choices."""
+        out: dict[str, list[str]] = {}
+        for service, name in self._rows("SELECT service, name FROM kit_operations "
+                                        "WHERE kind = 'SERVER' ORDER BY service, name"):
+            out.setdefault(service, []).append(name)
+        return out
+
+    def time_span(self) -> tuple[float, float] | None:
+        rows = self._rows("SELECT MIN(start_ms), MAX(start_ms) FROM kit_traces")
+        return (rows[0][0], rows[0][1]) if rows and rows[0][0] is not None else None
+
+    # -- performance: operations and dependencies ---------------------------------------------
+    #
+    # Pass 1 counts each group (and its duration distribution) in one aggregate over an index.
+    # Pass 2 reads each percentile with one index walk in duration order (`LIMIT 1 OFFSET k`,
+    # from the nearer end), so no group is ever sorted. A small range (few rows) is read whole.
+
+    _SMALL = 20_000
+
+    @staticmethod
+    def _bounds(start_ms: float | None, end_ms: float | None) -> tuple[float, float]:
+        return (start_ms if start_ms is not None else -1e18,
+                end_ms if end_ms is not None else 1e18)
+
+    def _grouped(self, *, kind: str, key: str, start_ms: float | None, end_ms: float | None,
+                 service: str = "") -> list[dict[str, Any]]:
+        """Per (service, `key`) of `kind` spans starting in the range: count, failed,
+        failure rate, p50/p95/p99/max/avg and the duration distribution."""
+        lo, hi = self._bounds(start_ms, end_ms)
+        svc = " AND service = ?" if service else ""
+        sargs = [service] if service else []
+        if key == "target":
+            table = "kit_spans INDEXED BY kit_spans_by_edge"
+            cond = f"kind = 'CLIENT' AND start_ms >= ? AND start_ms < ?{svc}"
+            args: list[Any] = [lo, hi, *sargs]
+        else:
+            small = self._rows("SELECT COUNT(*) FROM kit_spans INDEXED BY kit_spans_by_time "
+                               "WHERE kind = ? AND start_ms >= ? AND start_ms < ?",
+                               (kind, lo, hi))[0][0]
+            index = "kit_spans_by_time" if small <= self._SMALL else "kit_spans_by_grp"
+            table = f"kit_spans INDEXED BY {index}"
+            cond = f"kind = ? AND start_ms >= ? AND start_ms < ?{svc}"
+            args = [kind, lo, hi, *sargs]
+        buckets = ", ".join(f"SUM(duration_ms > {BUCKETS_MS[i - 1] if i else -1e300} AND "
+                            f"duration_ms <= {BUCKETS_MS[i]})" for i in range(len(BUCKETS_MS)))
+        rows = self._rows(f"SELECT service, {key}, COUNT(*), SUM(status = 'ERROR'), "
+                          f"MAX(duration_ms), AVG(duration_ms), {buckets}, "
+                          f"SUM(duration_ms > {BUCKETS_MS[-1]}) FROM {table} WHERE {cond} "
+                          f"GROUP BY service, {key}", args)
+        out = []
+        total = sum(r[2] for r in rows)
+        whole: dict[tuple[str, str], list[float]] = {}
+        if total <= self._SMALL and rows:
+            for service_, k, d in self._rows(f"SELECT service, {key}, duration_ms FROM {table} "
+                                             f"WHERE {cond}", args):
+                whole.setdefault((service_, k), []).append(d)
+        for service_, k, n, errs, mx, avg, *dist in rows:
+            entry = {"service": service_, "key": k, "count": n, "failed": int(errs or 0),
+                     "failure_rate": (errs or 0) / n if n else 0.0, "max_ms": mx, "avg_ms": avg,
+                     "distribution": [int(x or 0) for x in dist]}
+            values = whole.get((service_, k))
+            for p in (50, 95, 99):
+                if values is not None:
+                    entry[f"p{p}_ms"] = nearest_rank(values, p)
+                else:
+                    entry[f"p{p}_ms"] = self._rank(table, cond, args, key, service_, k, n, p)
+            out.append(entry)
+        return out
+
+    def _rank(self, table: str, cond: str, args: Sequence[Any], key: str, service: str,
+              value: str, n: int, p: int) -> float | None:
+        rank = max(math.ceil(p / 100 * n), 1)               # 1-based, ascending
+        order, offset = ("ASC", rank - 1) if rank <= n - rank else ("DESC", n - rank)
+        table = table.replace("kit_spans_by_time", "kit_spans_by_grp")
+        rows = self._rows(f"SELECT duration_ms FROM {table} WHERE {cond} AND service = ? AND "
+                          f"{key} = ? ORDER BY duration_ms {order} LIMIT 1 OFFSET ?",
+                          [*args, service, value, offset])
+        return rows[0][0] if rows else None
+
+    def operations(self, *, start_ms: float | None = None, end_ms: float | None = None,
+                   service: str = "") -> list[dict[str, Any]]:
+        """Per request name (a service's SERVER spans by name): count, failed, failure rate,
+        p50/p95/p99/max, and the duration distribution (counts per `BUCKETS_MS` bucket)."""
+        rows = self._grouped(kind="SERVER", key="grp", start_ms=start_ms, end_ms=end_ms,
+                             service=service)
+        for r in rows:
+            r["operation"] = r.pop("key")
+        return rows
+
+    def dependencies(self, *, start_ms: float | None = None, end_ms: float | None = None,
+                     service: str = "") -> list[dict[str, Any]]:
+        """Per dependency call (CLIENT spans: other services, the cache, the database, the
+        payment provider): caller, target, type, name, `key` (for `samples`) and the figures
+        of `operations`."""
+        rows = self._grouped(kind="CLIENT", key="grp", start_ms=start_ms, end_ms=end_ms,
+                             service=service)
+        for r in rows:
+            target, dtype, name = (r["key"].split("\x1f") + ["", "", ""])[:3]
+            r.update(caller=r.pop("service"), target=target, type=dtype, name=name)
+        return rows
+
+    def samples(self, *, kind: str, service: str, key: str = "",
+                start_ms: float | None = None, end_ms: float | None = None,
+                limit: int = 10) -> dict[str, list[dict]]:
+        """Sample traces of one row: the slowest and the latest failed, each `{"trace_id",
+        "span_id", "duration_ms", "start_ms", "status"}`. `key` is the row's operation name,
+        or a dependency's `key` as `dependencies` returns it."""
+        lo, hi = self._bounds(start_ms, end_ms)
+        where = "kind = ? AND service = ? AND grp = ? AND start_ms >= ? AND start_ms < ?"
+        args = [kind, service, key, lo, hi]
+        cols = ("trace_id", "span_id", "duration_ms", "start_ms", "status")
+        slow = self._rows(f"SELECT {', '.join(cols)} FROM kit_spans INDEXED BY kit_spans_by_grp "
+                          f"WHERE {where} ORDER BY duration_ms DESC LIMIT ?", [*args, limit])
+        failed = self._rows(f"SELECT {', '.join(cols)} FROM kit_spans WHERE {where} "
+                            "AND status = 'ERROR' ORDER BY start_ms DESC LIMIT ?", [*args, limit])
+        return {"slowest": [dict(zip(cols, r)) for r in slow],
+                "failed": [dict(zip(cols, r)) for r in failed]}
+
+    # -- the extensions (the kit's own computations, never the learner's) -----------------------
+    def dependency_map(self, *, start_ms: float | None = None,
+                       end_ms: float | None = None) -> list[dict[str, Any]]:
+        """E4 across traces: `{"caller", "callee", "calls", "errors", "p50_ms", "p95_ms"}`, the
+        latency of a call being its CLIENT span's duration (the caller's span of the edge)."""
+        edges = []
+        for r in self._grouped(kind="CLIENT", key="target", start_ms=start_ms, end_ms=end_ms):
+            if r["service"] == r["key"]:
+                continue
+            edges.append({"caller": r["service"], "callee": r["key"], "calls": r["count"],
+                          "errors": r["failed"], "p50_ms": r["p50_ms"], "p95_ms": r["p95_ms"]})
+        return sorted(edges, key=lambda e: (e["caller"], e["callee"]))
+
+    def error_rates(self, *, start_ms: float | None = None,
+                    end_ms: float | None = None) -> list[dict[str, Any]]:
+        """E1: per service with requests, `{"service", "requests", "errors", "error_rate"}`."""
+        lo, hi = self._bounds(start_ms, end_ms)
+        rows = self._rows("SELECT service, COUNT(*), SUM(status = 'ERROR') FROM kit_spans "
+                          "INDEXED BY kit_spans_by_grp WHERE kind = 'SERVER' AND start_ms >= ? "
+                          "AND start_ms < ? GROUP BY service ORDER BY service", (lo, hi))
+        return [{"service": s, "requests": n, "errors": int(e or 0),
+                 "error_rate": (e or 0) / n if n else 0.0} for s, n, e in rows]
+
+    def slowest_operations(self, *, start_ms: float | None = None, end_ms: float | None = None,
+                           top: int = 10) -> list[dict[str, Any]]:
+        """E1: per operation of SERVER and INTERNAL spans, by p95 descending."""
+        merged: dict[tuple[str, str], dict] = {}
+        for kind in ("SERVER", "INTERNAL"):
+            for r in self._grouped(kind=kind, key="grp", start_ms=start_ms, end_ms=end_ms):
+                merged.setdefault((r["service"], r["key"]), {
+                    "service": r["service"], "operation": r["key"], "count": r["count"],
+                    "p50_ms": r["p50_ms"], "p95_ms": r["p95_ms"], "p99_ms": r["p99_ms"],
+                    "max_ms": r["max_ms"]})
+        ordered = sorted(merged.values(), key=lambda r: (-r["p95_ms"], r["service"], r["operation"]))
+        return ordered[:top]
+
+    def slo(self, *, service: str, operation: str, objective: float,
+            latency_ms: float | None = None, start_ms: float | None = None,
+            end_ms: float | None = None) -> dict[str, Any]:
+        """E3 over SQL: the counts of the SLO's events, and the contract's derived figures."""
+        lo, hi = self._bounds(start_ms, end_ms)
+        good = "status != 'ERROR'" + (" AND duration_ms <= ?" if latency_ms is not None else "")
+        gargs = [latency_ms] if latency_ms is not None else []
+        rows = self._rows(f"SELECT COUNT(*), SUM({good}) FROM kit_spans INDEXED BY kit_spans_by_grp "
+                          "WHERE kind = 'SERVER' AND service = ? AND grp = ? AND start_ms >= ? "
+                          "AND start_ms < ?", [*gargs, service, operation, lo, hi])
+        total, good_n = (rows[0][0], int(rows[0][1] or 0)) if rows else (0, 0)
+        sli = good_n / total if total else 1.0
+        burn = (1 - sli) / (1 - objective) if objective < 1 else (0.0 if sli >= 1 else math.inf)
+        return {"total": total, "good": good_n, "sli": sli, "objective": objective,
+                "met": sli >= objective, "error_budget_remaining": 1 - burn, "burn_rate": burn}
+
+    def experiments(self) -> list[str]:
+        """The experiment names found on the latest requests (`experiment.<name>`)."""
+        names: set[str] = set()
+        for (tags,) in self._rows("SELECT tags FROM kit_spans INDEXED BY kit_spans_by_time "
+                                  "WHERE kind = 'SERVER' AND tags IS NOT NULL "
+                                  "ORDER BY start_ms DESC LIMIT 500"):
+            try:
+                names.update(k[len("experiment."):] for k in json.loads(tags))
+            except ValueError:
+                pass
+        return sorted(names)
+
+    def compare_variants(self, experiment: str, *, start_ms: float | None = None,
+                         end_ms: float | None = None) -> dict[str, dict[str, Any]]:
+        """E2: per variant of the gateway's `POST /api/orders` requests that carry
+        `experiment.<experiment>`: orders, errors, error rate, p50, p95."""
+        lo, hi = self._bounds(start_ms, end_ms)
+        path = '$."experiment.' + experiment.replace('"', '') + '"'
+        rows = self._rows(
+            "SELECT json_extract(k.tags, ?) AS variant, k.duration_ms, k.status "
+            "FROM kit_spans k INDEXED BY kit_spans_by_op "
+            "WHERE k.service = 'api-gateway' AND k.name = 'POST /api/orders' AND k.kind = 'SERVER' "
+            "AND k.start_ms >= ? AND k.start_ms < ? AND variant IS NOT NULL", [path, lo, hi])
+        by: dict[str, list[tuple[float, bool]]] = {}
+        for variant, duration, status in rows:
+            by.setdefault(str(variant), []).append((duration, status == "ERROR"))
+        out = {}
+        for variant, items in sorted(by.items()):
+            durations = [d for d, _ in items]
+            errors = sum(e for _, e in items)
+            out[variant] = {"orders": len(items), "errors": errors,
+                            "error_rate": errors / len(items), "p50_ms": nearest_rank(durations, 50),
+                            "p95_ms": nearest_rank(durations, 95)}
+        return out
+
+    # -- logs ----------------------------------------------------------------------------------
+    def logs_of(self, trace_id: str) -> list[dict[str, Any]]:
+        """The log lines that carry this trace id, in time order."""
+        tid = parse_trace_id(trace_id)
+        if tid is None:
+            return []
+        rows = self._rows("SELECT time_ms, service, level, event, logger, span_id, fields "
+                          "FROM kit_logs WHERE trace_id = ? ORDER BY time_ms", (tid,))
+        out = []
+        for when, service, level, event, logger_name, span_id, fields in rows:
+            try:
+                extra = json.loads(fields or "{}")
+            except ValueError:
+                extra = {}
+            out.append({"time_ms": when, "service": service, "level": level, "event": event,
+                        "logger": logger_name, "span_id": span_id, "fields": extra})
+        return out
+
+    # -- metrics -------------------------------------------------------------------------------
+    def metric_services(self) -> list[str]:
+        return [r[0] for r in self._rows(
+            "SELECT DISTINCT service FROM kit_metric_points "
+            "WHERE metric = 'http.server.request.duration' ORDER BY service")]
+
+    def request_metrics(self, *, service: str, start_ms: float | None = None,
+                        end_ms: float | None = None, slots: int = 30) -> dict[str, Any]:
+        """From `http.server.request.duration` points of `service` in the range: requests,
+        errors (5xx), the rate per second, a rate series of `slots` slots, and the latency
+        histogram (bucket bounds in ms, counts summed over the points)."""
+        lo = start_ms if start_ms is not None else -1e18
+        hi = end_ms if end_ms is not None else 1e18
+        rows = self._rows("SELECT end_ms, status_code, count, bounds, bucket_counts, unit "
+                          "FROM kit_metric_points WHERE metric = 'http.server.request.duration' "
+                          "AND service = ? AND end_ms >= ? AND end_ms < ? ORDER BY end_ms",
+                          (service, lo, hi))
+        requests = errors = 0
+        bounds: list[float] = []
+        counts: list[int] = []
+        scale = 1000.0
+        first = rows[0][0] if rows else None
+        last = rows[-1][0] if rows else None
+        lo_t = start_ms if start_ms is not None else (first or 0)
+        hi_t = end_ms if end_ms is not None else (last or 0)
+        width = max((hi_t - lo_t) / slots, 1.0)
+        series = [[0, 0] for _ in range(slots)]
+        for end, status, count, b, c, unit in rows:
+            scale = 1.0 if unit == "ms" else 1000.0
+            b, c = json.loads(b or "[]"), json.loads(c or "[]")
+            if not bounds:
+                bounds, counts = b, [0] * len(c)
+            if b == bounds and len(c) == len(counts):
+                counts = [x + y for x, y in zip(counts, c)]
+            requests += count or 0
+            failed = (count or 0) if (status or 0) >= 500 else 0
+            errors += failed
+            slot = min(max(int((end - lo_t) // width), 0), slots - 1)
+            series[slot][0] += count or 0
+            series[slot][1] += failed
+        seconds = max((hi_t - lo_t) / 1000, 1e-9)
+        return {"service": service, "requests": requests, "errors": errors,
+                "error_rate": errors / requests if requests else 0.0,
+                "rate_per_s": requests / seconds if rows else 0.0,
+                "bounds_ms": [x * scale for x in bounds], "counts": counts,
+                "series": series, "slot_ms": width, "from_ms": lo_t, "to_ms": hi_t}
+
+    def exemplars(self, *, service: str, low_ms: float | None, high_ms: float | None,
+                  start_ms: float | None = None, end_ms: float | None = None,
+                  metric: str = "http.server.request.duration", limit: int = 50) -> list[dict]:
+        """Exemplars of `metric` for `service` whose value is in (low, high] ms (a histogram
+        bucket), newest first: `{"trace_id", "span_id", "value_ms", "time_ms", "status_code",
+        "route"}`."""
+        unit = self._rows("SELECT unit FROM kit_metric_points WHERE metric = ? LIMIT 1", (metric,))
+        scale = 1.0 if unit and unit[0][0] == "ms" else 1000.0
+        where, args = ["metric = ?", "service = ?"], [metric, service]
+        if low_ms is not None:
+            where.append("value * ? > ?")
+            args += [scale, low_ms]
+        if high_ms is not None:
+            where.append("value * ? <= ?")
+            args += [scale, high_ms]
+        if start_ms is not None:
+            where.append("time_ms >= ?")
+            args.append(start_ms)
+        if end_ms is not None:
+            where.append("time_ms < ?")
+            args.append(end_ms)
+        rows = self._rows("SELECT trace_id, span_id, value, time_ms, status_code, route FROM "
+                          f"kit_exemplars WHERE {' AND '.join(where)} ORDER BY time_ms DESC "
+                          "LIMIT ?", [*args, limit])
+        return [{"trace_id": t, "span_id": s, "value_ms": v * scale, "time_ms": w,
+                 "status_code": c, "route": r} for t, s, v, w, c, r in rows]
+
+    def counter_totals(self, metric: str = "orders.processed", *, start_ms: float | None = None,
+                       end_ms: float | None = None) -> list[dict[str, Any]]:
+        """A counter's delta points summed per attribute set (e.g. orders by status/reason)."""
+        lo = start_ms if start_ms is not None else -1e18
+        hi = end_ms if end_ms is not None else 1e18
+        totals: dict[str, float] = {}
+        for attrs, value in self._rows("SELECT attributes, SUM(value) FROM kit_metric_points "
+                                       "WHERE metric = ? AND end_ms >= ? AND end_ms < ? "
+                                       "GROUP BY attributes", (metric, lo, hi)):
+            totals[attrs] = totals.get(attrs, 0) + (value or 0)
+        return [{"attributes": json.loads(a), "value": v} for a, v in sorted(totals.items())]
+
+
+def _sql_text(text: str) -> str:
+    return str(text).replace("'", "''")
+
+
+def _summary(row: Sequence[Any]) -> dict[str, Any]:
+    tid, start, duration, n, errors, root_name, root_service, services = row
+    return {"trace_id": tid, "root_name": root_name, "root_service": root_service,
+            "start_ms": start, "duration_ms": duration, "span_count": n,
+            "services": sorted(set((services or "").split(","))) if services else [],
+            "error_count": int(errors or 0)}
