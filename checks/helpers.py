@@ -50,3 +50,39 @@ def traced_client(telemetry, router, *, service_name: str = "checker-service", s
     return client_cls(service_name, "1.0.0", telemetry=telemetry,
                       transport=httpx.MockTransport(router.async_handler),
                       sleep=sleep or RecordingSleep(), **extra, **options)
+
+
+class ScriptedWire:
+    """A fake network for a TracedHttpClient (pass it where a respx router goes): each request
+    to a host:port gets that host's next scripted outcome, an int status code or an httpx
+    exception class; the last outcome repeats. Every request that reached the wire is kept."""
+
+    def __init__(self, outcomes=(200,), **by_host) -> None:
+        self.default = list(outcomes)
+        self.by_host = {host.replace("_", "-"): list(o) for host, o in by_host.items()}
+        self.requests: list = []
+        self._sent: dict[str, int] = {}
+
+    def script(self, host: str, outcomes) -> None:
+        """From now on, `host` ("name:port") answers `outcomes` (its count starts again)."""
+        self.by_host[host] = list(outcomes)
+        self._sent[host] = 0
+
+    def sent_to(self, host: str) -> list:
+        return [r for r in self.requests if f"{r.url.host}:{r.url.port}" == host]
+
+    async def async_handler(self, request: httpx.Request) -> httpx.Response:
+        self.requests.append(request)
+        host = f"{request.url.host}:{request.url.port}"
+        script = self.by_host.get(host, self.default)
+        n = self._sent.get(host, 0)
+        self._sent[host] = n + 1
+        outcome = script[min(n, len(script) - 1)]
+        if isinstance(outcome, type) and issubclass(outcome, Exception):
+            raise outcome(f"scripted {outcome.__name__}", request=request)
+        return httpx.Response(int(outcome), json={"attempt": n + 1})
+
+
+def outcome_name(outcome) -> str:
+    """How a scripted outcome reads in a check's message: `503`, `ConnectError`."""
+    return outcome.__name__ if isinstance(outcome, type) else str(outcome)

@@ -100,9 +100,9 @@ async def test_declined_payment_is_an_error_at_the_gateway(mesh):
            saw=describe(gateway[0]) if gateway else "no SERVER span in api-gateway for /api/orders", spans=spans)
 
 
-@check(step=4, criterion="errors-traced", todo="TODO 7")
+@check(step=4, criterion="errors-traced", todo="TODO 7", rules=("4.7", "4.8", "4.9"))
 async def test_external_api_outage_is_recorded_on_the_client_span(mesh):
-    """An outage of the external payment API is an exception event on payment-service's CLIENT span"""
+    """An outage of the external payment API is an exception event on each attempt's CLIENT span"""
     mesh.provider_times_out()
     response = await mesh.order()
     spans = mesh.spans()
@@ -112,9 +112,15 @@ async def test_external_api_outage_is_recorded_on_the_client_span(mesh):
     calls = [s for s in find(spans, service="payment-service", kind=SpanKind.CLIENT) if _url_is(s, PROVIDER)]
     expect(calls, did=TIMES_OUT, expected=f"CLIENT spans in payment-service for the calls to {PROVIDER}",
            saw="none", spans=spans)
+    payments = server_spans(spans, "payment-service", "/payments/process")
+    expect(payments and mesh.charges == 4 * len(payments) and len(calls) == mesh.charges, did=TIMES_OUT,
+           expected="each payment call to try the external API 4 times (1 + 3 retries: a timeout is retried, and the "
+                    "call carries an Idempotency-Key), each attempt its own CLIENT span",
+           saw=f"{len(payments)} payment call(s), {mesh.charges} request(s) to {PROVIDER}, {len(calls)} CLIENT span(s)",
+           spans=spans)
     timeouts = [s for s in calls if (s.attributes or {}).get("error.type") in ("ConnectTimeout", "httpx.ConnectTimeout")]
-    expect(timeouts and all(is_error(s) for s in timeouts), did=TIMES_OUT,
-           expected="those spans to have status ERROR and error.type 'ConnectTimeout' (or 'httpx.ConnectTimeout')",
+    expect(len(timeouts) == len(calls) and all(is_error(s) for s in timeouts), did=TIMES_OUT,
+           expected="every one of those spans with status ERROR and error.type 'ConnectTimeout' (or 'httpx.ConnectTimeout')",
            saw=f"{[(describe(s), (s.attributes or {}).get('error.type')) for s in calls[:4]]}", spans=spans)
     missing = [s for s in timeouts if not _complete_exception_events(s)
                or "ConnectTimeout" not in str(_complete_exception_events(s)[0].attributes.get("exception.type"))]
@@ -182,9 +188,9 @@ async def test_workflow_exception_releases_the_reservation_and_fails_the_order(m
                 if orders else "no process_order span in order-service"), spans=spans)
 
 
-@check(step=4, criterion="errors-traced", todo="TODO 7")
+@check(step=4, criterion="errors-traced", todo="TODO 7", rules=("4.6", "4.19", "4.14"))
 async def test_client_error_status_is_an_error_and_not_retried():
-    """A 4xx answer sets ERROR and error.type on the CLIENT span, and is not retried"""
+    """A 4xx answer sets ERROR and error.type on the CLIENT span; only a 429 is retried"""
     telemetry, exporter = make_telemetry("lookup-service")
     router = respx.MockRouter(assert_all_mocked=True)
     route = router.get("http://catalog-service:9100/items/missing").mock(return_value=httpx.Response(404))
@@ -205,3 +211,16 @@ async def test_client_error_status_is_an_error_and_not_retried():
     expect(shown == {"status": "ERROR", "error.type": "404", "http.response.status_code": 404}, did=did,
            expected="status ERROR, error.type '404' and http.response.status_code 404 on that span",
            saw=shown, spans=spans)
+    router.get("http://catalog-service:9100/items/busy").mock(side_effect=[httpx.Response(429), httpx.Response(200)])
+    did = "made one GET to a host that answers 429 (too many requests), then 200"
+    exporter.clear()
+    async with traced_client(telemetry, router, max_retries=3) as client:
+        response = await client.get("http://catalog-service:9100/items/busy")
+    telemetry.force_flush()
+    spans = list(exporter.get_finished_spans())
+    clients = find(spans, kind=SpanKind.CLIENT)
+    errors = [("ERROR" if is_error(s) else "not ERROR", (s.attributes or {}).get("error.type")) for s in clients]
+    expect(response.status_code == 200 and errors == [("ERROR", "429"), ("not ERROR", None)], did=did,
+           expected="the 429 retried (it says: try again later): 2 CLIENT spans, the first ERROR with error.type '429', "
+                    "then the 200",
+           saw=f"answer {response.status_code}; CLIENT spans (status, error.type): {errors}", spans=spans)

@@ -67,10 +67,10 @@ IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 #: Answers that say "try again later": too many requests, and a gateway or the service down.
 RETRYABLE_STATUS_CODES = frozenset({429, 502, 503, 504})
-#: Transport errors worth a retry: the connection failed or timed out. (Others, such as an
-#: unsupported URL scheme, would fail the same way again.)
-RETRYABLE_ERRORS: tuple[type[Exception], ...] = (
-    httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError)
+#: Transport errors worth a retry: every failure to get an answer (connect, read, write,
+#: protocol, proxy, timeouts). The contract counts them all as "a connection error or timeout",
+#: for the retries and for the circuit breaker alike.
+RETRYABLE_ERRORS: tuple[type[Exception], ...] = (httpx.TransportError,)
 #: The HTTP semantic conventions' known methods; anything else is reported as `_OTHER`.
 KNOWN_METHODS = frozenset(
     {"CONNECT", "DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT", "TRACE"})
