@@ -33,7 +33,8 @@ order, with its TODO (core or deeper), file, criterion and points, and the step'
 course's 100 points.
 
 The modules: `tree` (which tree, picking up edits), `steps` (the course, a step, its TODOs),
-`orders` (running the services), `pictures` (waterfalls, service maps, tables), `grading`
+`orders` (running the services), `pictures` (waterfalls, service maps, tables, links),
+`expected` (what an order's trace should show at each step), `grading`
 (`check`), `display` (showing HTML and errors, `try_it`).
 """
 from __future__ import annotations
@@ -41,10 +42,11 @@ from __future__ import annotations
 # OrderRun, Orders, TracePicture, GradingProblem, TREE_ENV and grading_history are not in
 # __all__ (a notebook's `import *` leaves them out) but stay reachable as kit.notebook.NAME.
 from kit.notebook.display import compare, expectations, learner, not_done, try_it
+from kit.notebook.expected import expect_order
 from kit.notebook.grading import GradingProblem, check, grading_history  # noqa: F401
 from kit.notebook.orders import OrderRun, Orders, open_mesh, run_order, run_orders  # noqa: F401
-from kit.notebook.pictures import (TracePicture, example_trace, records, show_service_map,  # noqa: F401
-                                   show_table, show_trace, trace_picture, traces)
+from kit.notebook.pictures import (LINKS, TracePicture, example_trace, records, show_retries,  # noqa: F401
+                                   show_service_map, show_table, show_trace, trace_picture, traces)
 from kit.notebook.steps import course_overview, show_step
 from kit.notebook.tree import TREE_ENV, current_tree, reload, use_tree  # noqa: F401
 from kit.traces.service_map import service_dependencies
@@ -52,5 +54,5 @@ from kit.traces.waterfall import critical_path
 
 __all__ = ["use_tree", "current_tree", "reload", "show_step", "course_overview", "open_mesh",
            "run_order", "run_orders", "show_trace", "show_service_map", "trace_picture",
-           "records", "traces", "try_it", "learner", "compare", "expectations", "not_done", "show_table", "check", "example_trace", "critical_path",
+           "records", "traces", "try_it", "learner", "compare", "expectations", "not_done", "expect_order", "show_retries", "LINKS", "show_table", "check", "example_trace", "critical_path",
            "service_dependencies"]

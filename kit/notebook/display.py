@@ -168,7 +168,7 @@ def _normal(rows: Any) -> Any:
 
 
 def compare(yours: Any, expected: Any, *, todo: str, title: str = "", columns: list[str] | None = None,
-            same: Callable[[Any, Any], bool] | None = None) -> bool:
+            same: Callable[[Any, Any], bool] | None = None) -> None:
     """Your rows next to the expected rows, and the verdict: "✓ as expected", or "Not done yet:
     `todo`" (e.g. "Step 1, TODO 4"). `same(yours, expected)` decides (default: equal rows)."""
     matches = (same or (lambda a, b: _normal(a) == _normal(b)))(yours, expected) if yours is not None else False
@@ -180,10 +180,9 @@ def compare(yours: Any, expected: Any, *, todo: str, title: str = "", columns: l
         + "<div style='display:flex;gap:24px;flex-wrap:wrap;align-items:flex-start'>"
         + f"<div><p style='margin:4px 0'><b>Yours</b></p>{table_html(yours if isinstance(yours, list) else [], columns)}</div>"
         + f"<div><p style='margin:4px 0'><b>Expected</b></p>{table_html(expected, columns)}</div></div>")
-    return matches
 
 
-def expectations(rows: Iterable[tuple[str, Any, Any, str]], *, title: str = "") -> bool:
+def expectations(rows: Iterable[tuple[str, Any, Any, str]], *, title: str = "") -> None:
     """A checklist: each row (what, expected, yours, "Step N, TODO k"), marked ✓ when yours is the
     expected value (or the expected callable accepts yours), else "Not done yet: Step N, TODO k"."""
     lines, good = [], True
@@ -199,7 +198,6 @@ def expectations(rows: Iterable[tuple[str, Any, Any, str]], *, title: str = "") 
     _display_html((f"<b>{html.escape(title)}</b>" if title else "")
                   + "<table><tr><th style='text-align:left'>what</th><th style='text-align:left'>expected</th>"
                   "<th style='text-align:left'>yours</th><th></th><th></th></tr>" + "".join(lines) + "</table>")
-    return good
 
 
 # -- the last net: an exception through the learner's code, shown as one message -------------
@@ -219,4 +217,9 @@ def _custom_exc(shell: Any, etype: type, value: BaseException, tb: Any, tb_offse
 
 def install_exception_handler(shell: Any) -> None:
     """Show exceptions that come from the learner's code as one readable message."""
+    import warnings
+
+    # Trio (imported later by the HTTP stack) warns that it will not install its own handler.
+    warnings.filterwarnings("ignore", message="IPython detected, but you already have a custom exception handler",
+                            category=RuntimeWarning)
     shell.set_custom_exc((Exception,), _custom_exc)

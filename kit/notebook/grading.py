@@ -170,7 +170,7 @@ class StepReport:
                 rows.append(f"<tr><td style='color:{colour};font-weight:bold'>{'✓' if c.passed else '✗'}</td>"
                             f"<td style='white-space:nowrap'>{e(c.todo or '-')}</td>"
                             f"<td><small>{tag}</small></td><td style='text-align:left'>{title}</td>"
-                            f"<td><small>{e(c.criterion)}</small></td>"
+                            f"<td style='white-space:nowrap'><small>{e(c.criterion)}</small></td>"
                             f"<td style='text-align:right'>{_pts(self._worth.get(c.id, 0))}</td></tr>")
             parts.append("<table><tr><th></th><th>TODO</th><th>path</th><th style='text-align:left'>check "
                          "(click a ✗ for what it did, expected and saw)</th><th>criterion</th><th>points</th></tr>"

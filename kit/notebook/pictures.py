@@ -86,6 +86,28 @@ def show_table(rows: Iterable[dict] | None, columns: list[str] | None = None, *,
     _display_html((f"<b>{html.escape(title)}</b>" if title else "") + " " + table_html(rows, columns, limit=limit))
 
 
+#: Where to read more, and the kit's other ways to look at traces (the notebooks link them).
+LINKS = {
+    "OpenTelemetry Python": "https://opentelemetry.io/docs/languages/python/",
+    "OpenTelemetry concepts: traces and spans": "https://opentelemetry.io/docs/concepts/signals/traces/",
+    "OpenTelemetry context propagation": "https://opentelemetry.io/docs/concepts/context-propagation/",
+    "OpenTelemetry sampling": "https://opentelemetry.io/docs/concepts/sampling/",
+    "HTTP semantic conventions": "https://opentelemetry.io/docs/specs/semconv/http/http-spans/",
+    "W3C Trace Context": "https://www.w3.org/TR/trace-context/",
+    "W3C Baggage": "https://www.w3.org/TR/baggage/",
+    "B3 propagation": "https://github.com/openzipkin/b3-propagation",
+    "The live trace viewer": "http://127.0.0.1:8000/viewer/",
+}
+
+
+def show_retries(run: Any, *, title: str = "Backoff sleeps, by the service that retried") -> None:
+    """The retries' backoff sleeps of a run (`OrderRun`), grouped by the service whose HTTP
+    client slept, in order: each group should double (0.1, 0.2, 0.4 s), restarting per call."""
+    groups = getattr(run, "retries", {}) or {}
+    show_table([{"caller": caller, "sleeps": len(sleeps), "seconds, in order": ", ".join(f"{s:g}" for s in sleeps)}
+                for caller, sleeps in groups.items()], title=title)
+
+
 def example_trace() -> list:
     """A made-up trace of one order whose payment is slow (SpanRecord-shaped objects), to show
     what the pictures look like before your services export anything."""

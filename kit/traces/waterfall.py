@@ -38,10 +38,10 @@ from kit.traces.style import (CRITICAL as _CRITICAL, ERROR as _ERROR, FONT, GRID
 __all__ = ["waterfall_svg", "critical_path"]
 
 # Waterfall geometry (px).
-_WIDTH = 1000
+_WIDTH = 1100
 _NAME_X = 128             # the span name column starts here (the service column before it)
-_CHART_X = 400            # the time axis runs from here ...
-_CHART_RIGHT = 920        # ... to here; durations are written in the margin after it
+_CHART_X = 500            # the time axis runs from here ...
+_CHART_RIGHT = 1020       # ... to here; durations are written in the margin after it
 _ROW = 22
 _BAR = 12
 _INDENT = 12

@@ -26,69 +26,82 @@ show_step(1)
 # processors** say where finished spans go (an exporter: Azure Monitor, OTLP, or, in this
 # notebook, memory). The FastAPI and httpx **instrumentations** make a `SERVER` span for every
 # request a service receives and a `CLIENT` span for every call it makes, if they are bound to
-# that service's provider.
+# that service's provider. As shipped, the HTTP client the services call each other with
+# (Step 4's file) is handed to your `instrument_client`, so once this step is done every call
+# between services is already a `CLIENT` span.
 #
 # Here all five services share one Python process, so nothing may rely on the *global*
 # provider: each service keeps its own, and every span must carry its own service's resource.
+# Read more: [OpenTelemetry for Python](https://opentelemetry.io/docs/languages/python/),
+# [traces and spans](https://opentelemetry.io/docs/concepts/signals/traces/), the
+# [resource semantic conventions](https://opentelemetry.io/docs/specs/semconv/resource/).
 #
 # ## Try it: two services, two providers
 #
 # We make two `DistributedTelemetry` objects (your class), each exporting to its own list in
 # memory, and start one span in each. Each exporter should get exactly its own service's span,
-# with that service's resource.
+# with that service's resource: yours on the left, the expected rows on the right.
 
 # %%
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from services.shared.telemetry import DistributedTelemetry
+telemetry = learner("services.shared.telemetry")
 
+SERVICES = ("inventory-service", "payment-service")
 RESOURCE_KEYS = ["service.name", "service.version", "deployment.environment",
                  "service.namespace", "telemetry.sdk.language"]
 
 
 def two_services():
     rows = []
-    for name in ("inventory-service", "payment-service"):
-        telemetry, exporter = DistributedTelemetry(), InMemorySpanExporter()
-        telemetry.initialize(name, "1.0.0", "development", exporter=exporter, batch=False)
-        with telemetry.create_span("hello", attributes={"greeting": "hi"}):
+    for name in SERVICES:
+        service, exporter = telemetry.DistributedTelemetry(), InMemorySpanExporter()
+        service.initialize(name, "1.0.0", "development", exporter=exporter, batch=False)
+        with service.create_span("hello", attributes={"greeting": "hi"}):
             pass
-        telemetry.force_flush()
+        service.force_flush()
         for span in exporter.get_finished_spans():
             rows.append({"exported to": f"{name}'s exporter", "span": span.name,
                          **{key: span.resource.attributes.get(key) for key in RESOURCE_KEYS}})
-        telemetry.shutdown()
+        service.shutdown()
     return rows
 
 
-show_table(try_it(two_services), title="What each service's exporter received")
+EXPECTED = [{"exported to": f"{name}'s exporter", "span": "hello", "service.name": name,
+             "service.version": "1.0.0", "deployment.environment": "development",
+             "service.namespace": "workshop", "telemetry.sdk.language": "python"} for name in SERVICES]
+compare(try_it(two_services), EXPECTED, todo="Step 1, TODO 1 (the resource), TODO 4 (the exporter) and TODO 6 (the tracer)",
+        title="What each service's exporter received")
 
 # %% [markdown]
-# As shipped, the table is empty: `initialize()` builds no pipeline yet, so nothing is
-# exported. Once TODOs 1, 4 and 6 are done you get one row per service, each with its own
-# `service.name`.
+# As shipped, *yours* is empty: `initialize()` builds no pipeline yet, so nothing is exported.
+# Once TODOs 1, 4 and 6 are done, each exporter gets one row, with its own service's resource.
 #
 # ## Try it: one order through the five services
 #
 # Now the real thing: an order through all five services, each initialised by its own
-# `create_app()` with your `DistributedTelemetry`. With Step 1 done you should see `SERVER`
-# spans for each request, `CLIENT` spans for each call (including Redis and SQLite, in the
-# service that made them, and the external payment API).
+# `create_app()` with your `DistributedTelemetry`. With Step 1 done, every service exports
+# spans: a `SERVER` span for each request it received, a `CLIENT` span for each call it made
+# (to another service, to the external payment API, and to Redis and SQLite, in the service
+# that made them).
 #
-# Until Step 2 carries the context across, each service starts **its own trace**: the
-# waterfall below then shows several traces, one group each. That is expected for now.
+# The context does not cross services yet: that is Step 2. Until then each request a service
+# receives starts **a trace of its own**, so the waterfall shows six traces, one group each.
+# That is expected for now. The checklist says what to expect and what your run did.
 
 # %%
 run = await run_order()
+expect_order(run, step=1)
 run
 
 # %%
 show_trace(run)
 
 # %% [markdown]
-# The service map draws who called whom. The databases (`redis`, `sqlite`) and the external
-# API appear as soon as the instrumentations make `CLIENT` spans for them; arrows *between*
-# services appear only once a callee's spans are children of its caller's (Step 2).
+# The service map draws who called whom. Until Step 2, a call's `CLIENT` span and the callee's
+# `SERVER` span are in different traces, so each service's outgoing calls are drawn as arrows
+# to their target host (the databases, the external API and the other services by address);
+# after Step 2 the arrows join service to service.
 
 # %%
 show_service_map(run)

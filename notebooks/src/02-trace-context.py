@@ -23,38 +23,54 @@ show_step(2)
 #
 # A service knows nothing about the request that called it except what arrives in the
 # headers. So every hop **injects** the current span context into its outgoing headers
-# (`traceparent: 00-<trace id>-<span id>-<flags>`), and every receiver **extracts** it and makes
-# it the parent of its own spans: that is what turns five services' spans into one trace.
-# Alongside travel **baggage** (`user.id`, `order.id`, ... : only keys we trust), a
-# **correlation id** for the logs, and a sampling override for Step 6. Other systems speak
-# **B3** (`b3: <trace id>-<span id>-1`), so we read that too.
+# (`traceparent: 00-<trace id>-<span id>-<flags>`, the
+# [W3C Trace Context](https://www.w3.org/TR/trace-context/) standard), and every receiver
+# **extracts** it and makes it the parent of its own spans: that is what turns five services'
+# spans into one trace. Alongside travel **baggage** (`user.id`, `order.id`, ... : only keys we
+# trust; [W3C Baggage](https://www.w3.org/TR/baggage/)), a **correlation id** for the logs, and
+# a sampling override for Step 6. Other systems speak [B3](https://github.com/openzipkin/b3-propagation)
+# (`b3: <trace id>-<span id>-1`), so we read that too. Read more:
+# [context propagation](https://opentelemetry.io/docs/concepts/context-propagation/).
+#
+# Step 1's TODO 5 made your `WorkshopPropagator` the process-wide propagator, so the
+# instrumentations of Step 1 extract and inject through your code: once TODOs 1 and 2 are done,
+# the calls between services carry the context and the order becomes one trace.
 #
 # ## Try it: inject inside a span
 #
 # Inside a span, with some baggage, `inject_context` should write `traceparent` naming that
-# span, `baggage`, `X-Correlation-ID`, and with `b3=True` a `b3` header.
+# span, `baggage`, `X-Correlation-ID` (the trace id, when no correlation id came in), and with
+# `b3=True` a `b3` header.
 
 # %%
 from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 
-from services.shared import trace_context
-
+trace_context = learner("services.shared.trace_context")
 tracer = TracerProvider().get_tracer("notebook")
 
 
 def inject_inside_a_span():
     with tracer.start_as_current_span("an outgoing call") as span:
+        ids = span.get_span_context()
+        trace_id, span_id = f"{ids.trace_id:032x}", f"{ids.span_id:016x}"
         context = trace_context.set_baggage_items({"user.id": "user-123", "order.id": "ord-42"})
-        headers = trace_context.inject_context({}, context, b3=True)
-        print("the span's trace id:", f"{span.get_span_context().trace_id:032x}")
-        print("the span's span id: ", f"{span.get_span_context().span_id:016x}")
-    return [{"header": key, "value": value} for key, value in headers.items()]
+        headers = {key.lower(): value for key, value in trace_context.inject_context({}, context, b3=True).items()}
+    expected = {"traceparent": f"00-{trace_id}-{span_id}-01", "b3": f"{trace_id}-{span_id}-1",
+                "baggage": "user.id=user-123,order.id=ord-42", "x-correlation-id": trace_id}
+    return [{"header": key, "yours": headers.get(key, "(missing)"), "expected": value}
+            for key, value in expected.items()]
 
 
-show_table(try_it(inject_inside_a_span), title="Headers written by inject_context")
+WHERE = {"traceparent": "Step 2, TODO 2", "b3": "Step 2, TODO 2", "baggage": "Step 2, TODO 3",
+         "x-correlation-id": "Step 2, TODO 4"}
+expectations([(f"header {row['header']}", row["expected"], row["yours"], WHERE[row["header"]])
+              for row in try_it(inject_inside_a_span) or []], title="Headers written by inject_context")
 
 # %% [markdown]
+# (The order of the baggage entries, and a `b3` sampled flag of `1` or `d`, may differ and
+# still be right: the checks accept any order.)
+#
 # ## Try it: extract what arrives
 #
 # Three requests arrive: one with W3C headers (in odd casing), one with a B3 single header, one
@@ -79,20 +95,37 @@ def extract_each():
         parent = trace.get_current_span(context).get_span_context()
         rows.append({"request": label,
                      "remote parent": f"{parent.trace_id:032x}/{parent.span_id:016x}" if parent.is_valid else "none",
-                     "baggage kept": trace_context.get_baggage_items(context),
+                     "baggage kept": dict(sorted(trace_context.get_baggage_items(context).items())),
                      "correlation id": trace_context.correlation_id({}, context)})
     return rows
 
 
-show_table(try_it(extract_each), title="What extract_context found")
+EXPECTED = [
+    {"request": "W3C", "remote parent": "4bf92f3577b34da6a3ce929d0e0e4736/00f067aa0ba902b7",
+     "baggage kept": {"session.id": "s-9", "user.id": "user-123"}, "correlation id": "req-42"},
+    {"request": "B3 single", "remote parent": "80f198ee56343ba864fe8b2a57d3eff7/e457b5a2e4d86bd1",
+     "baggage kept": {}, "correlation id": "80f198ee56343ba864fe8b2a57d3eff7"},
+    {"request": "broken", "remote parent": "none", "baggage kept": {"feature.new_checkout": "on"},
+     "correlation id": "(any new id)"},
+]
+
+
+def same_rows(yours, expected):
+    return len(yours) == len(expected) and all(
+        all(e[k] == "(any new id)" or y.get(k) == e[k] for k in e) for y, e in zip(yours, expected))
+
+
+compare(try_it(extract_each), EXPECTED, same=same_rows, title="What extract_context found",
+        todo="Step 2, TODO 1 (the remote parent), TODO 3 (baggage) and TODO 4 (the correlation id)")
 
 # %% [markdown]
 # ## Try it: one order, one trace
 #
 # Now an order through the five services, arriving with a `traceparent` of our own, baggage
-# and a correlation id. With Step 1 and Step 2 done, every span is in **our** trace
-# (`4bf92f35...`), the answer carries our correlation id back, and the baggage shows up as
-# span attributes in every service the order reaches.
+# and a correlation id. With Steps 1 and 2 done, every span is in **our** trace
+# (`4bf92f35...`), and the answer carries our correlation id back. The baggage we send is
+# filtered at the gateway (`password` never gets in); it reaches the spans as attributes once
+# Step 1's TODO 3 (the baggage span processor, deeper) is done.
 
 # %%
 run = await run_order(headers={
@@ -100,8 +133,13 @@ run = await run_order(headers={
     "baggage": "session.id=s-9,experiment.checkout=b,password=hunter2",
     "X-Correlation-ID": "req-42",
 })
-print("answer:", run.status_code, " X-Correlation-ID:", run.headers.get("x-correlation-id"))
-print("trace ids:", run.trace_ids)
+expectations([
+    ("trace ids of the exported spans", "4bf92f3577b34da6a3ce929d0e0e4736", ", ".join(run.trace_ids) or "none",
+     "Step 2, TODO 1 (extract) and TODO 2 (inject)"),
+    ("X-Correlation-ID on the answer", "req-42", run.headers.get("x-correlation-id", "(missing)"),
+     "Step 2, TODO 4"),
+], title="Our trace, our correlation id")
+expect_order(run, step=2)
 show_trace(run)
 
 # %% [markdown]
@@ -117,7 +155,8 @@ show_table([{"to": f"{c.method} {c.host}{c.path}",
 
 # %% [markdown]
 # Which spans carry the baggage as attributes (`session.id`, `experiment.checkout`; never
-# `password`), per service:
+# `password`), per service. Expected, once Step 1's TODO 3 and Step 2's TODO 3 are done: every
+# span with both, none with `password`.
 
 # %%
 rows = {}
@@ -131,12 +170,14 @@ for span in run.spans:
 show_table(list(rows.values()), title="Baggage on spans")
 
 # %% [markdown]
-# The services' log lines should carry the same `trace_id` (the `add_trace_ids` processor),
-# so a log line leads you to its trace:
+# The services' log lines carry the same `trace_id` once TODO 6 (deeper: the `add_trace_ids`
+# log processor) is done, so a log line leads you to its trace:
 
 # %%
 for line in run.logs[:5]:
     print(line)
+print("expected: each line ends with trace_id=4bf92f3577b34da6a3ce929d0e0e4736 and a span_id"
+      if run.logs else "(no log lines)")
 
 # %% [markdown]
 # ## Grade Step 2

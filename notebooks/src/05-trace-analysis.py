@@ -35,7 +35,10 @@ show_step(5)
 # - **Who calls whom?** The **service map**: calls and failed calls between services, and from
 #   a service to a database or an outside API.
 #
-# The pictures in these notebooks draw the kit's own answers; here you compare yours with them.
+# The pictures in these notebooks draw the kit's own answers (`kit.traces.analysis`, the
+# contract's definitions); here every "Try it" shows yours next to the kit's. TODOs 1-3 (the
+# tree, the duration, the critical path) are the core of this step; self time, the timeline,
+# the service map and the endpoint are the deeper part.
 #
 # ## Try it: the worked example from the contract
 #
@@ -44,33 +47,52 @@ show_step(5)
 # `C` ended later and overlapped it. Self times: A 20, B 30, C 40, D 30.
 
 # %%
-from services.api_gateway import monitoring
-from services.shared.span_store import SpanRecord
+from kit.traces import analysis
+
+monitoring = learner("services.api_gateway.monitoring")
+span_store = learner("services.shared.span_store")
 
 T0 = 1_700_000_000_000.0   # epoch ms, like real spans
 
 
 def span(span_id, parent, name, start, end):
-    return SpanRecord(trace_id="ab" * 16, span_id=span_id * 16, parent_span_id=parent and parent * 16,
-                      name=name, service="example-service", start_ms=T0 + start, duration_ms=end - start)
+    return span_store.SpanRecord(trace_id="ab" * 16, span_id=span_id * 16, parent_span_id=parent and parent * 16,
+                                 name=name, service="example-service", start_ms=T0 + start, duration_ms=end - start)
 
 
-example = [span("a", None, "A", 0, 100), span("b", "a", "B", 10, 40),
-           span("c", "a", "C", 20, 90), span("d", "c", "D", 30, 60)]
+def as_offsets(path, t0=T0):
+    return [{"name": s["name"], "from ms": round(s["start_ms"] - t0, 3), "to ms": round(s["end_ms"] - t0, 3)}
+            for s in path or []]
+
+
+example = try_it(lambda: [span("a", None, "A", 0, 100), span("b", "a", "B", 10, 40),
+                          span("c", "a", "C", 20, 90), span("d", "c", "D", 30, 60)]) or []
 tree = try_it(monitoring.build_trace_tree, example)
 yours = try_it(monitoring.calculate_critical_path, tree) if tree is not None else None
-as_offsets = lambda path: [{"name": s["name"], "from ms": s["start_ms"] - T0, "to ms": s["end_ms"] - T0}
-                           for s in path or []]
-show_table(as_offsets(yours), title="Your critical path")
-show_table(as_offsets(critical_path(example)), title="The kit's critical path")
+compare(as_offsets(yours) if yours is not None else None, as_offsets(critical_path(example)),
+        todo="Step 5, TODO 1 (the tree) and TODO 3 (the critical path)", title="The critical path")
 
 # %% [markdown]
 # Drawn: the dark stripe is *your* critical path when you have one (compare it with the table
-# above), the kit's otherwise.
+# above), the kit's otherwise. A span waiting for a child on the path is marked too.
 
 # %%
 show_trace(example, critical_path=yours, title="The worked example")
-show_table(try_it(monitoring.identify_bottlenecks, example, threshold_ms=0), title="Your bottlenecks (self time)")
+
+
+def bottleneck_rows(rows):
+    return [{"operation": r["operation"], "self_time_ms": round(r["self_time_ms"], 3),
+             "percentage_of_total": round(r["percentage_of_total"], 3)} for r in rows or []]
+
+
+def kit_bottlenecks(spans, threshold_ms, top=5):
+    uniq, parent = analysis.index(spans)
+    return analysis.bottlenecks(uniq, analysis.self_times(uniq, parent), threshold_ms=threshold_ms, top=top)
+
+
+mine = try_it(monitoring.identify_bottlenecks, example, threshold_ms=0)
+compare(bottleneck_rows(mine) if mine is not None else None, bottleneck_rows(kit_bottlenecks(example, 0)),
+        todo="Step 5, TODO 4 (self time)", title="Bottlenecks (self time)")
 
 # %% [markdown]
 # ## Try it: a real trace with a slow dependency
@@ -82,26 +104,33 @@ show_table(try_it(monitoring.identify_bottlenecks, example, threshold_ms=0), tit
 # %%
 slow = await run_order("slow", delay_s=0.15)
 spans = records(slow)            # the spans as SpanRecords, what your functions take
+start = min((s.start_ms for s in spans), default=0.0)
 tree = try_it(monitoring.build_trace_tree, spans)
 yours = try_it(monitoring.calculate_critical_path, tree) if tree is not None else None
-print("total duration (ms):", try_it(monitoring.calculate_total_duration, spans))
-show_table([s for s in yours or [] if s["duration_ms"] >= 1.0], ["service", "name", "duration_ms"],
-           title="Your critical path (its segments of 1 ms or more)")
+total = try_it(monitoring.calculate_total_duration, spans)
+expectations([("total duration (ms)", round(analysis.total_duration(spans), 3),
+               round(total, 3) if isinstance(total, (int, float)) else total, "Step 5, TODO 2")])
+long = lambda path: [dict(r, **{"from ms": round(r["from ms"], 1), "to ms": round(r["to ms"], 1)})
+                     for r, s in zip(as_offsets(path, start), path or []) if s["duration_ms"] >= 1.0]
+compare(long(yours) if yours is not None else None, long(critical_path(spans)),
+        todo="Step 5, TODO 3", title="The critical path (its segments of 1 ms or more)")
 
 # %%
 show_trace(slow, critical_path=yours, title="Your critical path (dark stripe)")
 
 # %%
-show_table(try_it(monitoring.identify_bottlenecks, spans, threshold_ms=10.0),
-           ["service", "operation", "duration_ms", "self_time_ms", "percentage_of_total"],
-           title="Your bottlenecks (self time of at least 10 ms)")
+mine = try_it(monitoring.identify_bottlenecks, spans, threshold_ms=10.0)
+compare(bottleneck_rows(mine) if mine is not None else None, bottleneck_rows(kit_bottlenecks(spans, 10.0)),
+        todo="Step 5, TODO 4", title="Bottlenecks with a self time of at least 10 ms",
+        same=lambda a, b: [r["operation"] for r in a] == [r["operation"] for r in b])
 
 # %% [markdown]
-# Your service map (`build_service_dependencies`) drawn, and the kit's below it: they should
-# match.
+# Your service map (`build_service_dependencies`) next to the kit's: they should match.
 
 # %%
 edges = try_it(monitoring.build_service_dependencies, spans)
+kit_edges = analysis.service_map(*analysis.index(spans))
+compare(edges, kit_edges, todo="Step 5, TODO 6 (the service map)", title="The service map")
 if edges is not None:
     show_service_map(slow, edges=edges, title="Your service map")
 show_service_map(slow, title="The kit's service map")
@@ -110,20 +139,25 @@ show_service_map(slow, title="The kit's service map")
 # ## Try it: the endpoint
 #
 # The gateway serves all of it at `GET /monitoring/traces/{trace_id}`, reading the spans from
-# the span store (in the notebook, the spans the services exported).
+# the span store (in the notebook, the spans the services exported). Expected: 200, with
+# `trace_id`, `total_duration_ms`, `service_count`, `span_count`, `critical_path`,
+# `bottlenecks`, `timeline` and `service_map`, the same analysis as above. It is what
+# `python scripts/step7_trace_test.py` prints against the live system (`python -m kit.live`).
 
 # %%
 async with open_mesh() as mesh:
     await mesh.order()
     trace_id = next(iter(traces(mesh.spans())), "0" * 32)
     answer = await mesh.get("gateway", f"/monitoring/traces/{trace_id}")
-print(answer.status_code)
 try:
     body = answer.json()
-    print({key: (value if not isinstance(value, list) else f"[{len(value)} entries]")
-           for key, value in body.items()} if isinstance(body, dict) else body)
 except ValueError:
-    print(answer.text[:500])
+    body = {"(not JSON)": answer.text[:200]}
+KEYS = ["trace_id", "total_duration_ms", "service_count", "span_count", "critical_path", "bottlenecks",
+        "timeline", "service_map"]
+expectations([("status", 200, answer.status_code, "Step 5, TODO 7 (the endpoint)")]
+             + [(f"field {key}", True, isinstance(body, dict) and key in body, "Step 5, TODO 7") for key in KEYS],
+             title=f"GET /monitoring/traces/{trace_id}")
 
 # %% [markdown]
 # ## Grade Step 5

@@ -8,6 +8,13 @@
 # end-to-end timeline (Step 9) and look for slow dependencies (Step 10). Here we do the same on
 # the spans the services export in this notebook, and show the KQL you would run in Azure for
 # each question. Step 7 (testing) is what the kit's checks do: the last cell grades everything.
+#
+# The same questions against the running system: `python -m kit.live` starts the five services
+# as real processes, `python scripts/step7_trace_test.py` sends an order and prints your Step 5
+# endpoint's analysis of it (the workshop's Step 7 script), and [the live trace
+# viewer](http://127.0.0.1:8000/viewer/) stands in for Application Insights' transaction search
+# and end-to-end view. With an Application Insights connection string set, the same spans go to
+# Azure too ([Azure Monitor OpenTelemetry](https://learn.microsoft.com/azure/azure-monitor/app/opentelemetry-enable?tabs=python)).
 
 # %%
 # Setup: the kit's notebook helpers, and the tree to work on.
@@ -80,15 +87,18 @@ show_table(slow, ["trace_id", "root_name", "duration_ms", "error_count"], title=
 # stripe) shows where the request was waiting.
 
 # %%
+from kit.traces.model import views
+
 by_trace = traces(runs)
 slowest = max(by_trace.values(), key=lambda spans: max(s.end_time for s in spans) - min(s.start_time for s in spans),
               default=[])
 show_trace(slowest, title="The slowest transaction")
+label = {v.span_id: v.label for v in views(slowest)}   # CLIENT spans named with their target
 on_path = {}
 for segment in critical_path(slowest):     # a span can be on the path in several pieces
-    key = (segment["service"], segment["name"], segment["span_id"])
+    key = (segment["service"], label.get(segment["span_id"], segment["name"]), segment["span_id"])
     on_path[key] = on_path.get(key, 0.0) + segment["duration_ms"]
-show_table([{"service": service, "span": name, "ms on the critical path": ms}
+show_table([{"service": service, "span": name, "ms on the critical path (its own pieces)": ms}
             for (service, name, _), ms in sorted(on_path.items(), key=lambda item: -item[1])[:8]],
            title="Where the critical path spent its time (top 8)")
 
@@ -155,6 +165,13 @@ rows = [{"caller": caller, "dependency": target, "calls": len(items),
          "avg ms": sum(d for d, _ in items) / len(items), "p95 ms": p95([d for d, _ in items])}
         for (caller, target), items in calls.items()]
 show_table(sorted(rows, key=lambda r: -r["p95 ms"]), title="Dependencies, slowest (p95) first")
+
+# %% [markdown]
+# The retries behind those numbers, grouped by the service that retried (the payment provider
+# was down for one order, slow for two): each call's backoff doubles.
+
+# %%
+show_retries(next((run for run in runs if run.retries), runs[0]), title="Backoff sleeps of the order whose provider was down")
 
 # %% [markdown]
 # The application map: every service and dependency that these orders touched, with calls
