@@ -5,6 +5,8 @@ Everything here reaches the learner's code only through the contract's names (vi
 """
 from __future__ import annotations
 
+import contextlib
+
 import httpx
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
@@ -86,3 +88,34 @@ class ScriptedWire:
 def outcome_name(outcome) -> str:
     """How a scripted outcome reads in a check's message: `503`, `ConnectError`."""
     return outcome.__name__ if isinstance(outcome, type) else str(outcome)
+
+
+@contextlib.contextmanager
+def capture_log_events(logs_module=None):
+    """Every structlog event logged inside the block, as the dict the configured processors made.
+
+    `structlog.testing.capture_logs()` replaces the processors, so Step 2's `add_trace_ids` (which
+    the provided `services/shared/logs.py` puts in the chain) never runs under it. This keeps the
+    configured chain, set up by `logs_module.configure_logging()` when a module is given, and
+    swaps only its final renderer for a capture; the previous configuration comes back after."""
+    import structlog
+
+    previous = structlog.get_config()
+    events: list[dict] = []
+
+    def capture(logger, method_name, event_dict):
+        events.append(dict(event_dict))
+        raise structlog.DropEvent
+
+    try:
+        if logs_module is not None:
+            logs_module.configure_logging()
+        processors = list(structlog.get_config()["processors"])
+        renderers = (structlog.processors.JSONRenderer, structlog.processors.KeyValueRenderer,
+                     structlog.processors.LogfmtRenderer, structlog.dev.ConsoleRenderer)
+        if processors and isinstance(processors[-1], renderers):
+            processors.pop()
+        structlog.configure(processors=[*processors, capture], cache_logger_on_first_use=False)
+        yield events
+    finally:
+        structlog.configure(**previous)

@@ -32,7 +32,7 @@ def _joined_remote_trace(spans, did, expected_trace=TRACE, expected_parent=PAREN
            saw=f"its parent is {parent_id(gateway[0]) if gateway else '(no gateway server span)'}", spans=spans)
 
 
-@check(step=2, criterion="context-propagates", todo="TODO 1")
+@check(step=2, criterion="context-propagates", todo="TODO 1", rules=("0.4", "1.12", "2.2", "2.13", "2.23"))
 async def test_traceparent_and_tracestate_survive_end_to_end(mesh):
     """A client's traceparent and tracestate survive across all five services"""
     did = "sent an order with traceparent and tracestate (vendor=workshop)"
@@ -44,7 +44,7 @@ async def test_traceparent_and_tracestate_survive_end_to_end(mesh):
            saw=f"lost on: {', '.join(lost)}", spans=spans)
 
 
-@check(step=2, criterion="context-propagates", todo="TODO 2")
+@check(step=2, criterion="context-propagates", todo="TODO 1", rules=("2.2", "2.10", "2.23"))
 async def test_b3_single_header_is_accepted(mesh):
     """A B3 single header (b3: trace-span-sampled) continues the client's trace"""
     did = "sent an order with a single b3 header"
@@ -52,7 +52,7 @@ async def test_b3_single_header_is_accepted(mesh):
     _joined_remote_trace(mesh.spans(), did)
 
 
-@check(step=2, criterion="context-propagates", todo="TODO 2")
+@check(step=2, criterion="context-propagates", todo="TODO 1", rules=("2.2", "2.10", "2.23"))
 async def test_b3_multi_headers_are_accepted(mesh):
     """B3 multi headers (X-B3-TraceId, X-B3-SpanId, X-B3-Sampled) continue the client's trace"""
     did = "sent an order with X-B3-TraceId, X-B3-SpanId and X-B3-Sampled headers"
@@ -60,7 +60,7 @@ async def test_b3_multi_headers_are_accepted(mesh):
     _joined_remote_trace(mesh.spans(), did)
 
 
-@check(step=2, criterion="context-propagates", todo="TODO 3")
+@check(step=2, criterion="context-propagates", todo="TODO 3", rules=("2.4", "2.23", "2.24", "2.25", "2.27"))
 async def test_client_baggage_reaches_every_service_allowed_keys_only(mesh):
     """Baggage from the client reaches every service's spans, allowed keys only"""
     did = "sent an order with baggage session.id=s-42, feature.checkout=v2, secret.token=hunter2"
@@ -97,7 +97,7 @@ async def test_workflow_baggage_reaches_downstream_services(mesh):
            saw=f"baggage headers sent: {sent}")
 
 
-@check(step=2, criterion="context-propagates", todo="TODO 4")
+@check(step=2, criterion="context-propagates", todo="TODO 4", rules=("2.28", "2.30", "2.31"))
 async def test_correlation_id_is_echoed_and_forwarded(mesh):
     """X-Correlation-ID is echoed to the client and forwarded on every hop"""
     did = "sent an order with X-Correlation-ID: corr-7f3a"
@@ -110,9 +110,14 @@ async def test_correlation_id_is_echoed_and_forwarded(mesh):
              if c.headers.get("x-correlation-id") != "corr-7f3a"]
     expect(hops and not wrong, did=did, expected="every call between services to carry X-Correlation-ID: corr-7f3a",
            saw="; ".join(wrong) or "no calls between services")
+    missing = await mesh.get("gateway", "/no-such-page", headers={"X-Correlation-ID": "corr-404"})
+    expect(missing.status_code == 404 and missing.headers.get("x-correlation-id") == "corr-404",
+           did="then sent GET /no-such-page to the gateway with X-Correlation-ID: corr-404",
+           expected="the 404 answer to echo X-Correlation-ID: corr-404 too (error responses included)",
+           saw=f"{missing.status_code}, X-Correlation-ID: {missing.headers.get('x-correlation-id')!r}")
 
 
-@check(step=2, criterion="context-propagates", todo="TODO 4")
+@check(step=2, criterion="context-propagates", todo="TODO 4", rules=("2.16", "2.29", "2.30", "2.31"))
 async def test_correlation_id_is_derived_from_the_trace_id(mesh):
     """Without X-Correlation-ID, the correlation id is the trace id"""
     did = f"sent an order with traceparent (trace {TRACE}) and no X-Correlation-ID"
@@ -125,7 +130,7 @@ async def test_correlation_id_is_derived_from_the_trace_id(mesh):
            expected="every call between services to carry that same id", saw=f"ids sent: {hops}")
 
 
-@check(step=2, criterion="context-propagates", todo="TODO 5")
+@check(step=2, criterion="context-propagates", todo="TODO 6", rules=("2.34", "2.35"))
 def test_log_lines_carry_trace_and_span_ids():
     """Log lines carry the trace and span ids of the span they were written in"""
     add_trace_ids = attr("services.shared.trace_context", "add_trace_ids")
@@ -163,7 +168,7 @@ async def test_order_log_carries_the_trace_id(mesh):
            saw={k: event.get(k) for k in ("order_id", "trace_id", "duration_ms")}, spans=spans)
 
 
-@check(step=2, criterion="context-propagates", todo="TODO 1")
+@check(step=2, criterion="context-propagates", todo="TODO 1", rules=("2.6", "2.7", "2.8"))
 async def test_malformed_traceparent_starts_a_new_trace(mesh):
     """A malformed traceparent starts a new trace, without an error"""
     extract_context = attr("services.shared.trace_context", "extract_context")
@@ -187,7 +192,7 @@ async def test_malformed_traceparent_starts_a_new_trace(mesh):
            spans=spans)
 
 
-@check(step=2, criterion="context-propagates", todo="TODO 6")
+@check(step=2, criterion="context-propagates", todo="TODO 2", rules=("2.13", "2.14", "2.16", "2.17", "2.18", "2.19"))
 def test_inject_context_writes_the_propagation_headers():
     """inject_context writes traceparent, baggage, the correlation id and, on request, b3"""
     inject_context = attr("services.shared.trace_context", "inject_context")

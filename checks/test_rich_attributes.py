@@ -137,7 +137,7 @@ async def test_step_spans_carry_what_each_step_found(mesh):
            spans=later)
 
 
-@check(step=1, criterion="rich-attributes", todo="TODO 1")
+@check(step=1, criterion="rich-attributes", todo="TODO 1", rules=("0.4", "1.2", "1.6"))
 async def test_every_span_carries_the_full_resource(make_mesh):
     """Every span carries its service's resource: name, version, environment, namespace, language"""
     sampling_config = attr("services.shared.sampling", "SamplingConfig")
@@ -160,7 +160,7 @@ async def test_every_span_carries_the_full_resource(make_mesh):
                saw=f"resource {wrong[0]}" if wrong else f"no spans from {service}", spans=spans)
 
 
-@check(step=1, criterion="rich-attributes", todo="TODO 7")
+@check(step=1, criterion="rich-attributes", todo="TODO 7", rules=("0.6", "1.13", "1.14"))
 async def test_server_spans_follow_the_http_conventions(mesh):
     """SERVER spans carry http.request.method, url.path or http.route and http.response.status_code"""
     await mesh.order()
@@ -233,7 +233,7 @@ async def test_every_call_between_services_names_its_caller(make_mesh):
            saw="; ".join(wrong))
 
 
-@check(step=1, criterion="rich-attributes", todo="TODO 8")
+@check(step=1, criterion="rich-attributes", todo="TODO 8", rules=("0.6", "1.13", "1.14"))
 async def test_instrument_client_makes_client_spans():
     """instrument_client makes a CLIENT span with the service's resource and the stable HTTP names"""
     telemetry, exporter = make_telemetry("catalog-client")

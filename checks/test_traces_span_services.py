@@ -18,7 +18,7 @@ ALL_SERVICES = set(SERVICE_NAMES)
 ORDER = "sent one order through the gateway (POST /api/orders)"
 
 
-@check(step=1, criterion="traces-span-services", todo="TODO 1")
+@check(step=1, criterion="traces-span-services", todo="TODO 4", rules=("0.4", "1.2", "1.7", "1.12", "1.13"))
 async def test_one_order_is_one_trace_across_five_services(mesh):
     """One order is one trace that reaches all five services"""
     response = await mesh.order()
@@ -66,7 +66,7 @@ async def test_each_call_is_a_client_span_parent_of_the_callee_server_span(mesh)
                saw=f"they hang under {len(set(parents))} CLIENT span(s)", spans=spans)
 
 
-@check(step=1, criterion="traces-span-services", todo="TODO 1")
+@check(step=1, criterion="traces-span-services", todo="TODO 6", rules=("1.2", "1.13"))
 async def test_database_cache_and_external_calls_are_spans_in_their_service(mesh):
     """Database, cache and external API calls are spans in the service that made them"""
     await mesh.order()
@@ -86,7 +86,7 @@ async def test_database_cache_and_external_calls_are_spans_in_their_service(mesh
            saw="none", spans=spans)
 
 
-@check(step=2, criterion="traces-span-services", todo="TODO 1")
+@check(step=2, criterion="traces-span-services", todo="TODO 1", rules=("2.2", "2.13"))
 async def test_no_orphan_spans(mesh):
     """Every span but the root has its parent in the trace"""
     await mesh.order()
@@ -100,7 +100,7 @@ async def test_no_orphan_spans(mesh):
                 f"{describe((orphans or roots)[0]) if (orphans or roots) else 'no spans at all'}"), spans=spans)
 
 
-@check(step=1, criterion="traces-span-services", todo="TODO 2")
+@check(step=1, criterion="traces-span-services", todo="TODO 1", rules=("0.4", "1.1", "1.2", "1.3"))
 async def test_every_span_carries_its_own_services_resource(mesh):
     """Every span carries the resource of the service that made it"""
     await mesh.order()
@@ -203,7 +203,19 @@ async def test_post_without_idempotency_key_is_never_retried():
            saw=f"{plain} attempts without, {keyed} with", spans=exporter.get_finished_spans())
 
 
-@check(step=1, criterion="traces-span-services", todo="TODO 6")
+def _real_spans(n: int = 2) -> list:
+    """Finished spans of a plain SDK provider: the exporter is driven with real spans (rule 1.26)."""
+    from opentelemetry.sdk.trace import TracerProvider
+
+    tracer = TracerProvider().get_tracer("checks.exporter")
+    spans = [tracer.start_span(f"exported-{i}") for i in range(n)]
+    for span in spans:
+        span.end()
+    return spans
+
+
+@check(step=1, criterion="traces-span-services", todo="TODO 11",
+       rules=("1.16", "1.17", "1.18", "1.20", "1.21", "1.22", "1.23", "1.26", "1.27"))
 def test_failing_exporter_is_retried_then_cut_off():
     """A failing exporter is retried with backoff, then cut off by its circuit, never raising"""
     resilient_cls = attr("services.shared.telemetry", "ResilientSpanExporter")
@@ -231,21 +243,21 @@ def test_failing_exporter_is_retried_then_cut_off():
                              reset_timeout_s=30.0, sleep=sleeps.append, clock=clock)
     did = "exported through ResilientSpanExporter(max_retries=2, backoff_base_s=0.5, failure_threshold=2) to an exporter that raises"
     try:
-        first = exporter.export([])
+        first = exporter.export(_real_spans())
     except Exception as exc:  # noqa: BLE001 - the learner's exporter must not raise
         expect(False, did=did, expected="FAILURE returned, never an exception", saw=f"it raised {type(exc).__name__}: {exc}")
     expect(first == SpanExportResult.FAILURE and Failing.calls == 3 and sleeps == [0.5, 1.0], did=did,
            expected="3 attempts (1 + 2 retries), sleeps [0.5, 1.0], then FAILURE",
            saw=f"{Failing.calls} attempts, sleeps {sleeps}, result {first}")
-    exporter.export([])
+    exporter.export(_real_spans())
     before = Failing.calls
-    third = exporter.export([])
+    third = exporter.export(_real_spans())
     expect(third == SpanExportResult.FAILURE and Failing.calls == before, did=did + ", three times",
            expected="after 2 failed exports the circuit opens: FAILURE at once, the exporter not called",
            saw=f"the exporter was called {Failing.calls - before} more times")
     inner.result = SpanExportResult.SUCCESS
-    clock.advance(30.0)
-    trial = exporter.export([])
-    expect(trial == SpanExportResult.SUCCESS and Failing.calls == before + 1, did=did + ", then waited 30 s",
+    clock.advance(31.0)  # clearly past reset_timeout_s, never exactly onto it (rule 1.22)
+    trial = exporter.export(_real_spans())
+    expect(trial == SpanExportResult.SUCCESS and Failing.calls == before + 1, did=did + ", then waited 31 s",
            expected="one trial export that succeeds and closes the circuit",
            saw=f"result {trial}, {Failing.calls - before} calls")

@@ -17,6 +17,11 @@ would still "pass". `MeshTransport` runs every callee in a task with a fresh, em
 The external payment API is a respx router (`mesh.provider`), answering success by default;
 `provider_declines()`, `provider_fails()`, `provider_times_out()` and `provider_slow()` change it.
 The HTTP clients' sleeps are recorded in `mesh.sleeps` and return at once.
+
+**Metrics.** `Mesh(metric_readers=True)` gives every service its own `AccumulatingMetricReader`
+(passed to `initialize(metric_reader=...)` through `create_app`); `mesh.metrics("order-service")`
+flushes that service and returns its reader, which keeps every collection it was handed (a
+`force_flush` collects, and an exemplar belongs to the collection that took it).
 """
 from __future__ import annotations
 
@@ -31,10 +36,48 @@ os.environ.setdefault("OTEL_SEMCONV_STABILITY_OPT_IN", "http")
 
 import httpx  # noqa: E402
 import respx  # noqa: E402
+from opentelemetry.sdk.metrics.export import MetricReader  # noqa: E402
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter  # noqa: E402
 
 from kit.harness.learner import load  # noqa: E402
 from kit.topology import SERVICES, default_items  # noqa: E402
+
+
+class AccumulatingMetricReader(MetricReader):
+    """A pull reader that keeps every collection it is handed, in order.
+
+    `MeterProvider.force_flush` (and so a correct `DistributedTelemetry.force_flush`) collects
+    every reader, and the SDK hands each exemplar to the collection that took it only: a reader
+    that kept just the last collection would lose them. `collections` is every `MetricsData`;
+    `metrics(name)` every metric of that name across them; `points(name)` their data points
+    (with the resource each came with); `shut_down` says whether the meter provider shut it down.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.collections: list = []
+        self.shut_down = False
+
+    def _receive_metrics(self, metrics_data, timeout_millis: float = 10_000, **kwargs) -> None:
+        if metrics_data is not None:
+            self.collections.append(metrics_data)
+
+    def shutdown(self, timeout_millis: float = 30_000, **kwargs) -> None:
+        self.shut_down = True
+
+    def metrics(self, name: str | None = None) -> list[tuple[Any, Any]]:
+        """(resource, metric) for every metric called `name` (every metric when None), in every
+        collection."""
+        return [(rm.resource, metric) for data in self.collections for rm in data.resource_metrics
+                for sm in rm.scope_metrics for metric in sm.metrics if name is None or metric.name == name]
+
+    def points(self, name: str) -> list[tuple[Any, Any]]:
+        """(resource, data point) for every point of the metrics called `name`."""
+        return [(resource, point) for resource, metric in self.metrics(name)
+                for point in getattr(metric.data, "data_points", ())]
+
+    def names(self) -> list[str]:
+        return sorted({metric.name for _, metric in self.metrics()})
 
 
 
@@ -102,6 +145,7 @@ class Mesh:
     isolate: bool = True
     strip_headers: tuple[str, ...] = ()
     settings: dict[str, Any] = field(default_factory=dict)
+    metric_readers: bool = False
 
     def __post_init__(self) -> None:
         self.exporter = InMemorySpanExporter()
@@ -110,6 +154,7 @@ class Mesh:
         self.transport = MeshTransport(httpx.MockTransport(self.provider.async_handler),
                                        isolate=self.isolate, strip_headers=self.strip_headers)
         self.apps: dict[str, Any] = {}
+        self.readers: dict[str, AccumulatingMetricReader] = {}
         self._stack = contextlib.AsyncExitStack()
         self._previous_store = None
         self.provider_succeeds()
@@ -166,8 +211,11 @@ class Mesh:
             for service in SERVICES:
                 key = service.key
                 create_app = load(f"services.{service.package}.main").create_app
+                extra: dict[str, Any] = {}
+                if self.metric_readers:  # only when asked: a reader belongs to one meter provider
+                    extra["metric_reader"] = self.readers.setdefault(service.name, AccumulatingMetricReader())
                 app = create_app(self._settings, exporter=self.exporter, sampling=self.sampling,
-                                 transport=self.transport, batch=False, sleep=self._sleep)
+                                 transport=self.transport, batch=False, sleep=self._sleep, **extra)
                 await self._stack.enter_async_context(app.router.lifespan_context(app))
                 self.apps[key] = app
                 host = httpx.URL(getattr(self._settings, f"{key}_url")).host
@@ -215,6 +263,18 @@ class Mesh:
         for app in self.apps.values():
             app.state.telemetry.force_flush()
         return list(self.exporter.get_finished_spans())
+
+    def metrics(self, service: str) -> AccumulatingMetricReader:
+        """The metric reader of one service (by name, "order-service", or key, "order"), after
+        flushing that service (its `force_flush` collects). Needs `Mesh(metric_readers=True)`."""
+        by_key = {s.key: s.name for s in SERVICES}
+        name = by_key.get(service, service)
+        if name not in self.readers:
+            raise KeyError(f"no metric reader for {service!r}: build the mesh with metric_readers=True")
+        key = next(s.key for s in SERVICES if s.name == name)
+        if key in self.apps:
+            self.apps[key].state.telemetry.force_flush()
+        return self.readers[name]
 
     def crossings_to(self, host: str) -> list[Crossing]:
         return [c for c in self.transport.crossings if c.host == host]
