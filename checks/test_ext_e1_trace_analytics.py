@@ -105,11 +105,12 @@ def test_e1_operations_sorted_by_p95_then_service_then_operation():
              span("z", service="s1", duration=50), span("fast", service="s0", duration=5),
              span("tail", service="s9", duration=10), span("tail", service="s9", duration=80),
              span("steady", service="s3", duration=70), span("steady", service="s3", duration=70)]
+    spans += [span("spiky", service="s4", duration=1000 if i == 0 else 1) for i in range(20)]
     got = _operations(slowest(spans))
     want = _operations(oracle_slowest(spans))
     expect(got == want, did="ranked " + shown(spans),
-           expected=f"{want} (p95 descending: tail's p95 is 80 although its p50 is 10; ties by service, then "
-                    "operation, both ascending)", saw=got)
+           expected=f"{want} (p95 descending: tail's p95 is 80 although its p50 is 10, spiky's is 1 although its "
+                    "max is 1000; ties by service, then operation, both ascending)", saw=got)
 
 
 @check(extension="E1", todo="TODO 1", rules=("E1.4",))

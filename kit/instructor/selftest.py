@@ -4,7 +4,7 @@ Each file `selftest/<name>.patch` is one *mutant*: a realistic mistake, written 
 unified diff against `solution/`, with a manifest on top saying what it must cost:
 
     # B3 single header ignored: `b3: {trace}-{span}-1` does not continue the trace.
-    lose = ["context-propagates"]              # these criteria must lose points ...
+    lose = ["context-propagates"]              # these criteria (or extensions, "E2") must lose points ...
     checks = ["b3_single_header_is_accepted"]  # ... these checks must fail (the ones it targets)
     rules = ["2.2"]                            # the rules of docs/learner-api.md it breaks
 
@@ -143,11 +143,12 @@ def parse_mutant(path: Path) -> Mutant:
         manifest = tomllib.loads(header)
     except tomllib.TOMLDecodeError as exc:
         raise CatalogueError(f"{path}: the manifest above the diff is not valid TOML ({exc})") from None
-    criteria = {c.id for c in load_course().criteria}
+    course = load_course()
+    criteria = {c.id for c in course.criteria} | {e.id for e in course.extensions}   # "E2": an extension
     for key in ("lose", "may_lose"):
         bad = [c for c in manifest.get(key, []) if c not in criteria]
         if bad:
-            raise CatalogueError(f"{path}: {key} names unknown criteria {bad}; known: {sorted(criteria)}")
+            raise CatalogueError(f"{path}: {key} names unknown criteria or extensions {bad}; known: {sorted(criteria)}")
     unknown = set(manifest) - {"lose", "checks", "may_lose", "rules"}
     if unknown:
         raise CatalogueError(f"{path}: unknown manifest keys {sorted(unknown)} (lose, checks, may_lose, rules)")
@@ -243,9 +244,11 @@ def _find(content: list[str], old: list[str], near: int, fuzz: int = 200) -> int
 # -- running it ----------------------------------------------------------------------------------
 
 def judge(mutant: Mutant, report: GradeReport) -> MutantOutcome:
-    """Compare what the mutant cost with what its manifest says."""
-    with_checks = {c.id for c in report.criteria if c.total}
-    lost = tuple(c.id for c in report.criteria if c.total and c.score < c.max_score)
+    """Compare what the mutant cost with what its manifest says. An extension (no points) is lost
+    when one of its checks fails, like a criterion that loses points."""
+    with_checks = {c.id for c in report.criteria if c.total} | {e.id for e in report.extensions}
+    lost = tuple([c.id for c in report.criteria if c.total and c.score < c.max_score]
+                 + [e.id for e in report.extensions if not e.complete])
     killed = tuple(c.id for c in report.checks if not c.passed)
     expected = {c for c in mutant.lose if c in with_checks}
     allowed = expected | set(mutant.may_lose)
