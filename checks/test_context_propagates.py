@@ -2,6 +2,8 @@
 travel across every hop, whether the client speaks W3C or B3."""
 from __future__ import annotations
 
+import re
+
 import structlog
 from structlog.testing import capture_logs
 from opentelemetry import context as otel_context
@@ -78,7 +80,7 @@ async def test_client_baggage_reaches_every_service_allowed_keys_only(mesh):
            saw=f"it is on {', '.join(leaked[:5])}", spans=spans)
 
 
-@check(step=3, criterion="context-propagates", todo="TODO 2")
+@check(step=3, criterion="context-propagates", todo="TODO 2", rules=("3.15",))
 async def test_workflow_baggage_reaches_downstream_services(mesh):
     """The workflow's baggage (user.id, order.id) reaches inventory and payment"""
     did = "sent order ord-bag-1 as user-123"
@@ -150,7 +152,7 @@ def test_log_lines_carry_trace_and_span_ids():
            expected="no trace ids on the event outside any span", saw=f"event {outside}")
 
 
-@check(step=3, criterion="context-propagates", todo="TODO 6")
+@check(step=3, criterion="context-propagates", todo="TODO 6", rules=("3.23",))
 async def test_order_log_carries_the_trace_id(mesh):
     """The workflow logs "Order processed successfully" with the order's trace id"""
     did = "sent order ord-log-1 and captured the order service's log"
@@ -162,9 +164,12 @@ async def test_order_log_carries_the_trace_id(mesh):
     expect(events, did=did, expected='a log event "Order processed successfully"',
            saw=f"events: {[e.get('event') for e in logs][:8]}")
     event = events[0]
+    duration = event.get("duration_ms")
     expect(event.get("order_id") == "ord-log-1" and event.get("trace_id") in traces
-           and isinstance(event.get("duration_ms"), (int, float)), did=did,
-           expected="order_id=ord-log-1, trace_id = the order service's trace id (32 hex), duration_ms a number",
+           and re.fullmatch(r"[0-9a-f]{32}", str(event.get("trace_id")))
+           and isinstance(duration, (int, float)) and not isinstance(duration, bool) and duration >= 0, did=did,
+           expected="order_id=ord-log-1, trace_id = the order service's trace id (32 hex digits), duration_ms a "
+                    "number of milliseconds (>= 0)",
            saw={k: event.get(k) for k in ("order_id", "trace_id", "duration_ms")}, spans=spans)
 
 

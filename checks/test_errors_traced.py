@@ -42,7 +42,7 @@ def _event_summary(span) -> str:
     return f"{describe(span)} has an exception event with {sorted((events[0].attributes or {}).keys())}"
 
 
-@check(step=3, criterion="errors-traced", todo="TODO 1")
+@check(step=3, criterion="errors-traced", todo="TODO 1", rules=("3.4", "3.5"))
 async def test_declined_payment_is_rolled_back_in_a_span(mesh):
     """A declined payment releases the reservation inside a rollback_inventory span"""
     mesh.provider_declines()
@@ -72,7 +72,7 @@ async def test_declined_payment_is_rolled_back_in_a_span(mesh):
            spans=spans)
 
 
-@check(step=3, criterion="errors-traced", todo="TODO 4")
+@check(step=3, criterion="errors-traced", todo="TODO 4", rules=("3.18", "3.20"))
 async def test_declined_payment_marks_process_order_as_failed(mesh):
     """A declined payment sets process_order's status to ERROR, with a description"""
     mesh.provider_declines()
@@ -150,7 +150,7 @@ async def test_crash_in_a_service_is_a_500_with_the_exception_on_its_server_span
            saw=_event_summary(servers[0]), spans=spans)
 
 
-@check(step=3, criterion="errors-traced", todo="TODO 5")
+@check(step=3, criterion="errors-traced", todo="TODO 5", rules=("3.21", "3.22"))
 async def test_workflow_exception_is_recorded_where_it_happened(mesh):
     """An exception in the workflow is recorded as an exception event in order-service"""
     mesh.provider_fails(503)
@@ -165,7 +165,7 @@ async def test_workflow_exception_is_recorded_where_it_happened(mesh):
            saw=f"no such event on any of order-service's {len(mine)} spans", spans=spans)
 
 
-@check(step=3, criterion="errors-traced", todo="TODO 5")
+@check(step=3, criterion="errors-traced", todo="TODO 5", rules=("3.5", "3.19", "3.20"))
 async def test_workflow_exception_releases_the_reservation_and_fails_the_order(mesh):
     """After an exception the workflow releases the reservation, marks process_order ERROR and re-raises"""
     mesh.provider_fails(503)
