@@ -4,10 +4,12 @@
     python -m kit.live --solution           # the reference answer
     python -m kit.live --base-port 9000     # gateway 9000, auth 9001, order 9002, ...
     python -m kit.live --provider-latency-ms 300 --provider-failure-rate 0.2
+    python -m kit.live --solution --experiment checkout-v2     # E2: orders tagged by variant
 """
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import signal
 import sys
@@ -44,6 +46,11 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--stock", action="append", default=[], metavar="PRODUCT=N",
                    help="start with this stock (repeatable), e.g. --stock prod-1=10000")
     p.add_argument("--environment", help="deployment environment (sampling defaults)")
+    p.add_argument("--experiment", help="extension E2: the gateway assigns each user a variant "
+                                        "of this experiment (WORKSHOP_EXPERIMENT)")
+    p.add_argument("--slos", metavar="JSON_OR_FILE",
+                   help="extension E3: the SLOs the viewer evaluates, a JSON list of {name, "
+                        "service, operation, objective, latency_ms} (or a file holding one)")
     p.add_argument("--max-seconds", type=float, help="stop by itself after this long")
     p.add_argument("--access-log", action="store_true", help="log every request")
     return p.parse_args(argv)
@@ -64,11 +71,27 @@ def _config(args: argparse.Namespace) -> LiveConfig:
         provider_failure_rate=args.provider_failure_rate,
         provider_decline_rate=args.provider_decline_rate, provider_seed=args.seed,
         redis_url=args.redis_url, stock=stock or None, environment=args.environment,
-        max_seconds=args.max_seconds, access_log=args.access_log)
+        max_seconds=args.max_seconds, access_log=args.access_log, experiment=args.experiment,
+        slos=_slos(args.slos))
     if args.fresh:
         for suffix in ("", "-wal", "-shm"):
             Path(str(cfg.span_file) + suffix).unlink(missing_ok=True)
     return cfg
+
+
+def _slos(raw: str | None) -> str | None:
+    if not raw:
+        return None
+    text = Path(raw).read_text() if not raw.lstrip().startswith("[") and Path(raw).is_file() else raw
+    try:
+        items = json.loads(text)
+        assert isinstance(items, list) and all({"name", "service", "operation", "objective"}
+                                               <= set(i) for i in items)
+    except (ValueError, AssertionError, TypeError):
+        raise LiveError("--slos: give a JSON list of {name, service, operation, objective, "
+                        "latency_ms}, e.g. '[{\"name\": \"orders\", \"service\": \"api-gateway\", "
+                        "\"operation\": \"POST /api/orders\", \"objective\": 0.99}]'") from None
+    return json.dumps(items)
 
 
 def _banner(system: LiveSystem) -> str:
@@ -90,7 +113,7 @@ def _banner(system: LiveSystem) -> str:
                  f"{cfg.provider_latency_ms:g} ms, failures {cfg.provider_failure_rate:g}, "
                  f"declines {cfg.provider_decline_rate:g})")
     lines += [f"Spans go to {where}.",
-              f"Trace viewer:  {system.viewer_url}",
+              f"Trace viewer:  {system.viewer_url}  (search, performance, metrics, insights)",
               f"Try:           python scripts/step7_trace_test.py --gateway {system.url('gateway')}",
               f"Logs:          {system.log_dir}/",
               "Ctrl-C stops everything."]

@@ -176,6 +176,10 @@ class LiveDispatch:
                 return await self._flush(send)
             if self.viewer is not None and (path == "/" or path.startswith("/viewer")):
                 return await self.viewer(scope, receive, send)
+            if self.viewer is not None and path == "/favicon.ico":
+                # A browser on the viewer asks for it: answer here, not with a traced 404.
+                await send({"type": "http.response.start", "status": 204, "headers": []})
+                return await send({"type": "http.response.body", "body": b""})
         await self.app(scope, receive, send)
 
     async def _flush(self, send) -> None:

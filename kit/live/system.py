@@ -80,6 +80,8 @@ class LiveConfig:
     environment: str | None = None               # WORKSHOP_ENVIRONMENT (sampling defaults)
     max_seconds: float | None = None             # every process stops by itself after this
     access_log: bool = False
+    experiment: str | None = None                # E2: WORKSHOP_EXPERIMENT for the gateway
+    slos: str | None = None                      # E3: the viewer's SLOs (JSON list)
     extra_env: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -217,6 +219,10 @@ class LiveSystem:
             env["WORKSHOP_INVENTORY_DB"] = str(cfg.inventory_db)
         if cfg.environment:
             env["WORKSHOP_ENVIRONMENT"] = cfg.environment
+        if cfg.experiment:
+            env["WORKSHOP_EXPERIMENT"] = cfg.experiment
+        if cfg.slos:
+            env["WORKSHOP_LIVE_SLOS"] = cfg.slos
         env.update(cfg.extra_env)
         return env
 

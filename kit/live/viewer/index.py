@@ -246,6 +246,8 @@ class Index:
                     conn.execute(_ENDPOINTS)
                     conn.execute("INSERT OR IGNORE INTO kit_operations SELECT DISTINCT service, "
                                  "name, kind FROM temp.kit_stage")
+                    conn.execute("INSERT OR IGNORE INTO kit_operations SELECT DISTINCT system, "
+                                 "'', 'DATABASE' FROM temp.kit_stage WHERE system IS NOT NULL")
                     added += conn.execute(_INDEX_SPANS).rowcount
                     conn.execute("CREATE TEMP TABLE IF NOT EXISTS kit_touched "
                                  "(trace_id TEXT PRIMARY KEY) WITHOUT ROWID")
@@ -331,6 +333,17 @@ class Index:
                                         "WHERE kind = 'SERVER' ORDER BY service, name"):
             out.setdefault(service, []).append(name)
         return out
+
+    def node_kinds(self) -> dict[str, str]:
+        """Each known node's kind for the maps: `service` (it exports spans) or `database`
+        (a `db.system` or `peer.service` its callers named)."""
+        kinds: dict[str, str] = {}
+        for name, kind in self._rows("SELECT DISTINCT service, kind FROM kit_operations"):
+            if kind == "DATABASE":
+                kinds.setdefault(name, "database")
+            else:
+                kinds[name] = "service"
+        return kinds
 
     def time_span(self) -> tuple[float, float] | None:
         rows = self._rows("SELECT MIN(start_ms), MAX(start_ms) FROM kit_traces")
@@ -556,14 +569,16 @@ class Index:
 
     def request_metrics(self, *, service: str, start_ms: float | None = None,
                         end_ms: float | None = None, slots: int = 30) -> dict[str, Any]:
-        """From `http.server.request.duration` points of `service` in the range: requests,
+        """From `http.server.request.duration` points of `service` in the range (health checks
+        left out: `NOT_COUNTED_ROUTES`): requests,
         errors (5xx), the rate per second, a rate series of `slots` slots, and the latency
         histogram (bucket bounds in ms, counts summed over the points)."""
         lo = start_ms if start_ms is not None else -1e18
         hi = end_ms if end_ms is not None else 1e18
         rows = self._rows("SELECT end_ms, status_code, count, bounds, bucket_counts, unit "
                           "FROM kit_metric_points WHERE metric = 'http.server.request.duration' "
-                          "AND service = ? AND end_ms >= ? AND end_ms < ? ORDER BY end_ms",
+                          "AND service = ? AND end_ms >= ? AND end_ms < ? "
+                          f"AND COALESCE(route, '') NOT IN ({_NOT_COUNTED}) ORDER BY end_ms",
                           (service, lo, hi))
         requests = errors = 0
         bounds: list[float] = []
@@ -603,7 +618,8 @@ class Index:
         "route"}`."""
         unit = self._rows("SELECT unit FROM kit_metric_points WHERE metric = ? LIMIT 1", (metric,))
         scale = 1.0 if unit and unit[0][0] == "ms" else 1000.0
-        where, args = ["metric = ?", "service = ?"], [metric, service]
+        where = ["metric = ?", "service = ?", f"COALESCE(route, '') NOT IN ({_NOT_COUNTED})"]
+        args: list[Any] = [metric, service]
         if low_ms is not None:
             where.append("value * ? > ?")
             args += [scale, low_ms]
@@ -633,6 +649,11 @@ class Index:
                                        "GROUP BY attributes", (metric, lo, hi)):
             totals[attrs] = totals.get(attrs, 0) + (value or 0)
         return [{"attributes": json.loads(a), "value": v} for a, v in sorted(totals.items())]
+
+
+#: Routes the metrics page leaves out: the health checks the launcher polls at start-up.
+NOT_COUNTED_ROUTES = ("/health",)
+_NOT_COUNTED = ", ".join(f"'{r}'" for r in NOT_COUNTED_ROUTES)
 
 
 def _sql_text(text: str) -> str:

@@ -317,10 +317,10 @@ def metrics_page(panels: list[dict], *, prefix: str, params: Mapping[str, Any], 
             f'<div class="card metric" data-service="{escape(svc)}"><h2>{legend_html([svc])}</h2>'
             f'<div class="stats"><div class="stat"><span class="muted">requests</span>'
             f'<b class="requests">{m["requests"]:,}</b></div><div class="stat"><span class="muted">'
-            f'request rate</span><b class="rate">{m["rate_per_s"]:.2f}/s</b></div><div class="stat">'
+            f'request rate</span><b class="rate">{_rate(m["rate_per_s"])}</b></div><div class="stat">'
             f'<span class="muted">error rate (5xx)</span><b class="error-rate">{m["error_rate"] * 100:.1f}%</b>'
             f'</div></div><div class="spark" title="requests over the range">{spark}</div>'
-            f'<p class="muted" style="margin:6px 0 0">Latency (http.server.request.duration): '
+            f'<p class="muted" style="margin:6px 0 0">Latency (http.server.request.duration, /health left out): '
             f'click a bucket for the traces of its exemplars.</p>'
             f'<div class="hist">{"".join(bars)}</div><div class="hist-labels">{"".join(labels)}</div></div>')
     if not cards:
@@ -351,6 +351,14 @@ def metrics_page(panels: list[dict], *, prefix: str, params: Mapping[str, Any], 
                        start=p.get("from") or "", end=p.get("to") or "")
             + f'<p class="muted">Metrics · {escape(range_label)}</p>' + ex_html + "".join(cards) + orders_html)
     return page("Metrics", body, prefix)
+
+
+def _rate(per_s: float) -> str:
+    if per_s >= 1:
+        return f"{per_s:.1f}/s"
+    if per_s * 60 >= 1:
+        return f"{per_s * 60:.1f}/min"
+    return f"{per_s * 3600:.1f}/h"
 
 
 # -- the extensions -----------------------------------------------------------------------------
@@ -398,9 +406,28 @@ def _kql(key: str, **fmt: str) -> str:
     return f'<details><summary>KQL for Application Insights</summary><pre class="kql" id="kql-{key}">{escape(text)}</pre></details>'
 
 
+def _stand_ins(nodes: Mapping[str, str]) -> list:
+    """One span per node, so the map draws services and databases as such (not "outside")."""
+    from kit.traces.model import Span
+
+    out = []
+    services = sorted(n for n, k in nodes.items() if k == "service")
+    for i, (name, kind) in enumerate(sorted(nodes.items())):
+        if kind == "database" and services:   # a call from a service that is drawn anyway
+            out.append(Span(trace_id=f"{i:032x}", span_id=f"{i:016x}", name=name,
+                            service=services[0],
+                            kind="CLIENT", start_ms=0.0, duration_ms=0.0,
+                            attributes={"db.system": name}))
+        elif kind == "service":
+            out.append(Span(trace_id=f"{i:032x}", span_id=f"{i:016x}", name=name, service=name,
+                            kind="SERVER", start_ms=0.0, duration_ms=0.0))
+    return out
+
+
 def insights_page(*, prefix: str, params: Mapping[str, Any], range_label: str,
                   slowest: list[dict], error_rates: list[dict], experiment: str | None,
-                  variants: Mapping[str, dict], slos: list[dict], edges: list[dict]) -> str:
+                  variants: Mapping[str, dict], slos: list[dict], edges: list[dict],
+                  nodes: Mapping[str, str] | None = None) -> str:
     p = dict(params)
     slow_rows = "".join(
         f'<tr><td>{escape(r["service"])}</td><td>{escape(r["operation"])}</td><td>{r["count"]:,}</td>'
@@ -450,7 +477,7 @@ def insights_page(*, prefix: str, params: Mapping[str, Any], range_label: str,
         f'<td>{escape(e["caller"])}</td><td>{escape(e["callee"])}</td><td>{e["calls"]:,}</td>'
         f'<td>{e["errors"]:,}</td><td>{escape(fmt_ms(e["p50_ms"] or 0))}</td>'
         f'<td>{escape(fmt_ms(e["p95_ms"] or 0))}</td></tr>' for e in edges)
-    svg = service_map_svg([], edges=[{"caller": e["caller"], "callee": e["callee"],
+    svg = service_map_svg(_stand_ins(nodes or {}), edges=[{"caller": e["caller"], "callee": e["callee"],
                                       "calls": e["calls"], "errors": e["errors"]} for e in edges],
                           title="Dependency map across traces") if edges else ""
     e4 = (f'<div class="card" id="e4"><h2>E4 · Dependency map across traces</h2>'

@@ -206,7 +206,8 @@ def create_viewer_app(store: Any, *, prefix: str = "/viewer", source: str = "",
             slowest=ix.slowest_operations(start_ms=lo, end_ms=hi),
             error_rates=ix.error_rates(start_ms=lo, end_ms=hi), experiment=exp,
             variants=ix.compare_variants(exp, start_ms=lo, end_ms=hi) if exp else {},
-            slos=evaluated, edges=ix.dependency_map(start_ms=lo, end_ms=hi))
+            slos=evaluated, edges=ix.dependency_map(start_ms=lo, end_ms=hi),
+            nodes=ix.node_kinds())
 
     @app.get(f"{prefix}/traces/{{trace_id}}", response_class=HTMLResponse)
     def trace(trace_id: str):
