@@ -63,6 +63,31 @@ def _show_error(heading: str, message: str, exc: BaseException | None = None) ->
                   + "</div>")
 
 
+_broken: dict[str, Any] = {"cell": None}
+
+
+def _cell_number() -> Any:
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return None
+    shell = get_ipython()
+    return getattr(shell, "execution_count", None) if shell is not None else None
+
+
+def _show_broken(reason: str, heading: str = "Fix this first") -> None:
+    """Show why the learner's code cannot run, once per cell."""
+    cell = _cell_number()
+    if cell is not None and _broken["cell"] == cell:
+        return
+    _broken["cell"] = cell
+    _show_error(heading, reason + "\n(save the file and re-run this cell)")
+
+
+def _broken_in_this_cell() -> bool:
+    return _broken["cell"] is not None and _broken["cell"] == _cell_number()
+
+
 def not_done(where: str, detail: str = "") -> None:
     """Show "Not done yet: Step N, TODO k" (and what is missing)."""
     _display_html(f"<div style='border-left:4px solid #edc948;padding:4px 8px'><b>Not done yet:</b> "
@@ -119,7 +144,7 @@ def learner(name: str) -> Any:
         return importlib.import_module(name)
     except Exception as exc:
         reason = _import_reason(name, exc)
-        _show_error("Fix this first", reason + "\n(save the file and re-run this cell)")
+        _show_broken(reason)
         return BrokenModule(name, reason)
 
 
@@ -131,7 +156,7 @@ def try_it(function: Callable, *args: Any, **kwargs: Any) -> Any:
     except NotImplementedError as exc:
         not_done(str(exc) or getattr(function, "__name__", "this function"))
     except LearnerCodeBroken as exc:
-        _show_error("Your code cannot run yet", exc.reason)
+        _show_broken(exc.reason)
     except Exception as exc:
         _show_error(f"{getattr(function, '__name__', 'Your code')} raised", _explain(exc), exc)
     return None
@@ -172,7 +197,8 @@ def compare(yours: Any, expected: Any, *, todo: str, title: str = "", columns: l
     """Your rows next to the expected rows, and the verdict: "✓ as expected", or "Not done yet:
     `todo`" (e.g. "Step 1, TODO 4"). `same(yours, expected)` decides (default: equal rows)."""
     matches = (same or (lambda a, b: _normal(a) == _normal(b)))(yours, expected) if yours is not None else False
-    verdict = (f"<b style='color:{_GOOD}'>✓ as expected</b>" if matches else
+    verdict = (f"<b style='color:{_BAD}'>your code did not run</b> (the error above)" if yours is None and _broken_in_this_cell()
+               else f"<b style='color:{_GOOD}'>✓ as expected</b>" if matches else
                f"<b style='color:{_TODO}'>Not done yet:</b> {html.escape(todo)}"
                + (" <span style='color:#555'>(yours differs from the expected result)</span>" if yours else ""))
     _display_html(
@@ -211,7 +237,10 @@ def _through_learner_code(exc: BaseException) -> bool:
 def _custom_exc(shell: Any, etype: type, value: BaseException, tb: Any, tb_offset: Any = None) -> Any:
     if not _through_learner_code(value):
         return shell.showtraceback((etype, value, tb), tb_offset=tb_offset)
-    _show_error("Your code raised (the rest of the notebook still runs)", _explain(value), value)
+    if isinstance(value, (SyntaxError, LearnerCodeBroken)):
+        _show_broken(_explain(value))
+    else:
+        _show_error("Your code raised", _explain(value), value)
     return None
 
 

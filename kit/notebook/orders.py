@@ -16,7 +16,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
-from kit.notebook.display import _explain, _show_error
+from kit.notebook.display import _explain, _show_broken, _show_error
 from kit.notebook.tree import _refresh_if_edited, current_tree
 
 
@@ -42,6 +42,15 @@ async def open_mesh(**options: Any):
         yield mesh
     finally:
         await mesh.__aexit__(None, None, None)
+
+
+def _import_failure(exc: BaseException) -> bool:
+    """Whether the learner's code could not even be imported (a syntax or import error)."""
+    from kit.harness.expect import CheckFailure
+
+    if isinstance(exc, (SyntaxError, ImportError)):
+        return True
+    return isinstance(exc, CheckFailure) and "to import cleanly" in _explain(exc)
 
 
 def _current_service() -> str:
@@ -169,7 +178,11 @@ async def run_orders(orders: int | Iterable[dict], *, sampling: Any = None,
             runs.spans = mesh.spans()
     except Exception as exc:  # building or stopping the services failed: the learner's code
         message = _explain(exc)
-        _show_error("The services could not run", message, exc)
+        if _import_failure(exc):
+            saw = message.split("Saw:", 1)[-1].strip().splitlines()[0] if "Saw:" in message else message
+            _show_broken(f"Your code cannot be imported: {saw}")
+        else:
+            _show_error("The services could not run", message, exc)
         runs.extend(OrderRun(error=message) for _ in range(len(specs) - len(runs)))
         return runs
     failed = [run for run in runs if run.error]

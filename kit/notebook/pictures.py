@@ -60,6 +60,14 @@ def show_service_map(spans: Any, *, edges: Iterable[dict] | None = None, title: 
     _display(TracePicture(service_map_svg(found, edges=edges, title=title)))
 
 
+def labels(spans: Any) -> dict[str, str]:
+    """Span id -> the name to show for it: a CLIENT span's name with its target
+    (`POST inventory-service /inventory/check`; `kit.traces.model.span_label`)."""
+    from kit.traces.model import views
+
+    return {v.span_id: v.label for v in views(_spans_of(spans))}
+
+
 def traces(spans: Any) -> dict[str, list]:
     """The spans (SDK spans, an OrderRun or Orders) grouped by trace id, each in start order,
     the traces in order of their first span."""
@@ -102,10 +110,18 @@ LINKS = {
 
 def show_retries(run: Any, *, title: str = "Backoff sleeps, by the service that retried") -> None:
     """The retries' backoff sleeps of a run (`OrderRun`), grouped by the service whose HTTP
-    client slept, in order: each group should double (0.1, 0.2, 0.4 s), restarting per call."""
-    groups = getattr(run, "retries", {}) or {}
-    show_table([{"caller": caller, "sleeps": len(sleeps), "seconds, in order": ", ".join(f"{s:g}" for s in sleeps)}
-                for caller, sleeps in groups.items()], title=title)
+    client slept, one row per retried call (a new call starts when the sleep stops growing):
+    each call's sleeps should double (0.1, 0.2, 0.4 s)."""
+    rows = []
+    for caller, sleeps in (getattr(run, "retries", {}) or {}).items():
+        calls: list[list[float]] = []
+        for seconds in sleeps:
+            if not calls or seconds <= calls[-1][-1]:
+                calls.append([])
+            calls[-1].append(seconds)
+        rows += [{"caller": caller, "retried call": i, "retries": len(call),
+                  "sleeps (s), in order": ", ".join(f"{x:g}" for x in call)} for i, call in enumerate(calls, 1)]
+    show_table(rows, title=title)
 
 
 def example_trace() -> list:

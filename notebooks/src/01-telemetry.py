@@ -92,7 +92,6 @@ compare(try_it(two_services), EXPECTED, todo="Step 1, TODO 1 (the resource), TOD
 # %%
 run = await run_order()
 expect_order(run, step=1)
-run
 
 # %%
 show_trace(run)

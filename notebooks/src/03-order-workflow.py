@@ -135,7 +135,8 @@ show_trace(provider_down, title="Payment provider down")
 # service's single call to the provider fails once.
 
 # %%
-exceptions = [{"service": s.resource.attributes.get("service.name"), "span": s.name,
+names = labels(provider_down)    # CLIENT spans named with their target
+exceptions = [{"service": s.resource.attributes.get("service.name"), "span": names.get(f"{s.context.span_id:016x}", s.name),
                "exception.type": e.attributes.get("exception.type"),
                "exception.message": e.attributes.get("exception.message")}
               for s in provider_down.spans for e in s.events if e.name == "exception"]

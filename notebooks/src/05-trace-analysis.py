@@ -60,9 +60,10 @@ def span(span_id, parent, name, start, end):
                                  name=name, service="example-service", start_ms=T0 + start, duration_ms=end - start)
 
 
-def as_offsets(path, t0=T0):
-    return [{"name": s["name"], "from ms": round(s["start_ms"] - t0, 3), "to ms": round(s["end_ms"] - t0, 3)}
-            for s in path or []]
+def as_offsets(path, t0=T0, names=None):
+    names = names or {}       # span id -> label: a CLIENT span's name with its target
+    return [{"span": names.get(s.get("span_id"), s.get("name")), "from ms": round(s["start_ms"] - t0, 3),
+             "to ms": round(s["end_ms"] - t0, 3)} for s in path or []]
 
 
 example = try_it(lambda: [span("a", None, "A", 0, 100), span("b", "a", "B", 10, 40),
@@ -80,8 +81,9 @@ compare(as_offsets(yours) if yours is not None else None, as_offsets(critical_pa
 show_trace(example, critical_path=yours, title="The worked example")
 
 
-def bottleneck_rows(rows):
-    return [{"operation": r["operation"], "self_time_ms": round(r["self_time_ms"], 3),
+def bottleneck_rows(rows, names=None):
+    names = names or {}
+    return [{"span": names.get(r.get("span_id"), r.get("operation")), "self_time_ms": round(r["self_time_ms"], 3),
              "percentage_of_total": round(r["percentage_of_total"], 3)} for r in rows or []]
 
 
@@ -105,13 +107,14 @@ compare(bottleneck_rows(mine) if mine is not None else None, bottleneck_rows(kit
 slow = await run_order("slow", delay_s=0.15)
 spans = records(slow)            # the spans as SpanRecords, what your functions take
 start = min((s.start_ms for s in spans), default=0.0)
+names = labels(spans)
 tree = try_it(monitoring.build_trace_tree, spans)
 yours = try_it(monitoring.calculate_critical_path, tree) if tree is not None else None
 total = try_it(monitoring.calculate_total_duration, spans)
 expectations([("total duration (ms)", round(analysis.total_duration(spans), 3),
                round(total, 3) if isinstance(total, (int, float)) else total, "Step 5, TODO 2")])
 long = lambda path: [dict(r, **{"from ms": round(r["from ms"], 1), "to ms": round(r["to ms"], 1)})
-                     for r, s in zip(as_offsets(path, start), path or []) if s["duration_ms"] >= 1.0]
+                     for r, s in zip(as_offsets(path, start, names), path or []) if s["duration_ms"] >= 1.0]
 compare(long(yours) if yours is not None else None, long(critical_path(spans)),
         todo="Step 5, TODO 3", title="The critical path (its segments of 1 ms or more)")
 
@@ -120,9 +123,9 @@ show_trace(slow, critical_path=yours, title="Your critical path (dark stripe)")
 
 # %%
 mine = try_it(monitoring.identify_bottlenecks, spans, threshold_ms=10.0)
-compare(bottleneck_rows(mine) if mine is not None else None, bottleneck_rows(kit_bottlenecks(spans, 10.0)),
+compare(bottleneck_rows(mine, names) if mine is not None else None, bottleneck_rows(kit_bottlenecks(spans, 10.0), names),
         todo="Step 5, TODO 4", title="Bottlenecks with a self time of at least 10 ms",
-        same=lambda a, b: [r["operation"] for r in a] == [r["operation"] for r in b])
+        same=lambda a, b: [r["span"] for r in a] == [r["span"] for r in b])
 
 # %% [markdown]
 # Your service map (`build_service_dependencies`) next to the kit's: they should match.

@@ -118,7 +118,8 @@ def has_exception(spans):
 
 crashed = next((spans for spans in by_trace.values() if has_exception(spans)), [])
 show_trace(crashed, title="A failed transaction")
-show_table([{"service": s.resource.attributes.get("service.name"), "span": s.name,
+names = labels(crashed)
+show_table([{"service": s.resource.attributes.get("service.name"), "span": names.get(f"{s.context.span_id:016x}", s.name),
              "exception.type": e.attributes.get("exception.type"),
              "exception.message": e.attributes.get("exception.message")}
             for s in crashed for e in s.events if e.name == "exception"], title="Its exceptions")
