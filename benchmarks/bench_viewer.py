@@ -27,17 +27,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from kit.live.capture import SCHEMA as CAPTURE_SCHEMA  # noqa: E402
 from kit.live.viewer.index import Index  # noqa: E402
+from kit.live.viewer.store import SPANS_SCHEMA  # noqa: E402  the provided store's table
 
-#: The provided SqliteSpanStore's table (services/shared/span_store.py), as it creates it.
-SPANS_SCHEMA = """
-CREATE TABLE IF NOT EXISTS spans (
-    trace_id TEXT NOT NULL, span_id TEXT NOT NULL, parent_span_id TEXT,
-    name TEXT NOT NULL, service TEXT NOT NULL, kind TEXT NOT NULL,
-    start_ms REAL NOT NULL, duration_ms REAL NOT NULL, status TEXT NOT NULL,
-    status_description TEXT, attributes TEXT NOT NULL, events TEXT NOT NULL,
-    PRIMARY KEY (trace_id, span_id));
-CREATE INDEX IF NOT EXISTS spans_by_start ON spans (start_ms);
-"""
 T_END = 1_790_000_000_000.0          # a fixed "now" (epoch ms): the store is the same every run
 DAY_MS = 24 * 3600 * 1000.0
 PORTS = {"api-gateway": 8000, "auth-service": 8001, "order-service": 8002,

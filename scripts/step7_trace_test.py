@@ -9,6 +9,12 @@ the span count, the bottlenecks and the critical path.
     python scripts/step7_trace_test.py     # in another
 
     python scripts/step7_trace_test.py --start --solution   # start, test, stop, in one go
+    python scripts/step7_trace_test.py --orders 200         # traffic first, for Steps 8-10
+
+`--orders N` first sends N orders (two users, one in `--bad-share` for a product that does not
+exist, so some fail), a few at a time, then tests as usual: the viewer's search, performance,
+metrics and insights pages then have something to show (with `python -m kit.live
+--provider-latency-ms 300 --provider-failure-rate 0.2`, slow and failing payments too).
 
 What was wrong in the workshop's version, and is fixed here:
 
@@ -111,6 +117,32 @@ def show(details: dict) -> None:
             print(f"  - {e['caller']} -> {e['callee']}: {e['calls']} call(s){failed}")
 
 
+async def send_traffic(gateway: str, orders: int, *, concurrency: int = 4,
+                       bad_share: float = 0.05, seed: int = 8) -> dict[int, int]:
+    """Send `orders` orders, `concurrency` at a time; returns how many got each status."""
+    import random
+
+    rng = random.Random(seed)
+    statuses: dict[int, int] = {}
+    unknown = {"items": [{"product_id": "prod-unknown", "quantity": 1, "price": 5.0}],
+               "total_amount": 5.0}
+
+    async def one(client: httpx.AsyncClient, n: int) -> None:
+        body = unknown if rng.random() < bad_share else ORDER
+        token = "token-alice" if n % 2 else "token-bob"
+        try:
+            answer = await client.post(f"{gateway}/api/orders", json=body,
+                                       headers={"Authorization": f"Bearer {token}"})
+            statuses[answer.status_code] = statuses.get(answer.status_code, 0) + 1
+        except httpx.HTTPError:
+            statuses[0] = statuses.get(0, 0) + 1
+
+    async with httpx.AsyncClient(timeout=30) as client:
+        for start in range(0, orders, concurrency):
+            await asyncio.gather(*(one(client, n) for n in range(start, min(start + concurrency, orders))))
+    return statuses
+
+
 async def test_distributed_trace(gateway: str, timeout_s: float = 20.0) -> int:
     """The workshop's Step 7 test, fixed. Returns the exit code."""
     trace_id = uuid.uuid4().hex                      # 32 hex digits
@@ -155,6 +187,8 @@ async def test_distributed_trace(gateway: str, timeout_s: float = 20.0) -> int:
               f"{analysis.text[:500]}", file=sys.stderr)
         return 1
     print(f"\nSee it in the viewer: {gateway}/viewer/traces/{trace_id}")
+    print(f"Steps 8-10 in the viewer: {gateway}/viewer/ (transaction search), "
+          f"{gateway}/viewer/performance, {gateway}/viewer/metrics, {gateway}/viewer/insights")
     return 0
 
 
@@ -168,9 +202,28 @@ def main(argv: list[str] | None = None) -> int:
     which = parser.add_mutually_exclusive_group()
     which.add_argument("--solution", action="store_true", help="with --start: run solution/")
     which.add_argument("--tree", type=Path, help="with --start: run this copy of exercise/")
+    parser.add_argument("--orders", type=int, default=0,
+                        help="send this many orders first (traffic for the viewer's pages)")
+    parser.add_argument("--concurrency", type=int, default=4, help="with --orders: at a time")
+    parser.add_argument("--bad-share", type=float, default=0.05,
+                        help="with --orders: share of orders for an unknown product (they fail)")
     args = parser.parse_args(argv)
+
+    def run(gateway: str) -> int:
+        if args.orders > 0:
+            statuses = asyncio.run(send_traffic(gateway, args.orders,
+                                                concurrency=max(args.concurrency, 1),
+                                                bad_share=args.bad_share))
+            if statuses.get(0) == args.orders:
+                print(f"Cannot reach the gateway at {gateway}. Start the system first: "
+                      "python -m kit.live", file=sys.stderr)
+                return 2
+            print(f"Sent {args.orders} orders: " + ", ".join(
+                f"{n} answered {code or 'nothing'}" for code, n in sorted(statuses.items())))
+        return asyncio.run(test_distributed_trace(gateway, args.timeout))
+
     if not args.start:
-        return asyncio.run(test_distributed_trace(args.gateway.rstrip("/"), args.timeout))
+        return run(args.gateway.rstrip("/"))
 
     import tempfile
 
@@ -188,7 +241,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"step7: {exc}", file=sys.stderr)
             return 2
         try:
-            return asyncio.run(test_distributed_trace(system.url("gateway"), args.timeout))
+            return run(system.url("gateway"))
         finally:
             system.stop()
 

@@ -166,10 +166,17 @@ def _jsonable(value: Any) -> Any:
     return repr(value)
 
 
+def _current_service() -> str:
+    from opentelemetry import trace
+
+    resource = getattr(trace.get_current_span(), "resource", None)
+    return str(getattr(resource, "attributes", {}).get("service.name", "?")) if resource is not None else "?"
+
+
 class _LogCapture:
     """A structlog processor (and a `logging.Handler` twin) that queues each event."""
 
-    def __init__(self, sink: _Writer, service: str) -> None:
+    def __init__(self, sink: _Writer, service: str | None) -> None:
         self.sink, self.service = sink, service
 
     def row(self, *, level: str, event: str, logger_name: str | None, trace_id: Any,
@@ -177,7 +184,8 @@ class _LogCapture:
         tid, sid = _hex(trace_id, 32), _hex(span_id, 16)
         if tid is None:
             tid, sid = _current_ids()
-        self.sink.put(_LOG_SQL, [(when_ms or time.time() * 1000, self.service, level.lower(),
+        service = self.service or _current_service()   # None: the current span's service
+        self.sink.put(_LOG_SQL, [(when_ms or time.time() * 1000, service, level.lower(),
                                   str(event), logger_name, tid, sid,
                                   json.dumps(_jsonable(fields), default=str))])
 
@@ -234,9 +242,11 @@ def _safe(processor: Any) -> Any:
     return run
 
 
-def capture_logs(path: str | os.PathLike[str], service: str) -> _LogCapture:
+def capture_logs(path: str | os.PathLike[str], service: str | None) -> _LogCapture:
     """Send this process's structlog events (and WARNING+ `logging` records) to the store too;
-    the lines still go to stdout (the service's log file) as the provided set-up prints them."""
+    the lines still go to stdout (the service's log file) as the provided set-up prints them.
+    `service` names the lines; None takes the current span's service (several services in one
+    process, as in a notebook). Calling it again replaces the earlier capture."""
     import structlog
 
     sink = writer(path)
@@ -248,10 +258,14 @@ def capture_logs(path: str | os.PathLike[str], service: str) -> _LogCapture:
         processors = list(structlog.get_config()["processors"])
     except Exception:  # noqa: BLE001 - no provided logs module: structlog's defaults
         processors = list(structlog.get_config()["processors"])
+    processors = [p for p in processors if not isinstance(p, _LogCapture)]
     renderer = processors[-1] if processors else structlog.processors.JSONRenderer()
     chain = [_safe(p) for p in processors[:-1]]
     structlog.configure(processors=[*chain, capture, renderer])
-    logging.getLogger().addHandler(_Handler(capture))
+    root = logging.getLogger()
+    for handler in [h for h in root.handlers if isinstance(h, _Handler)]:
+        root.removeHandler(handler)
+    root.addHandler(_Handler(capture))
     return capture
 
 

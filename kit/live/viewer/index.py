@@ -39,13 +39,14 @@ CREATE TABLE IF NOT EXISTS kit_spans (
     service TEXT NOT NULL, name TEXT NOT NULL, kind TEXT NOT NULL, status TEXT NOT NULL,
     start_ms REAL NOT NULL, duration_ms REAL NOT NULL,
     port INTEGER, raw_target TEXT, target TEXT, grp TEXT NOT NULL, tags TEXT,
+    bucket INTEGER NOT NULL,
     PRIMARY KEY (trace_id, span_id)) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS kit_spans_by_time ON kit_spans
-    (kind, start_ms, service, grp, duration_ms, status);
+    (kind, start_ms, service, grp, bucket, duration_ms, status);
 CREATE INDEX IF NOT EXISTS kit_spans_by_grp ON kit_spans
-    (kind, service, grp, duration_ms, start_ms, status);
+    (kind, service, grp, bucket, duration_ms, start_ms, status);
 CREATE INDEX IF NOT EXISTS kit_spans_by_edge ON kit_spans
-    (kind, service, target, duration_ms, start_ms, status);
+    (kind, service, target, bucket, duration_ms, start_ms, status);
 CREATE INDEX IF NOT EXISTS kit_spans_by_op ON kit_spans (service, name, kind, start_ms);
 CREATE INDEX IF NOT EXISTS kit_spans_unnamed ON kit_spans (raw_target) WHERE target = raw_target;
 CREATE TABLE IF NOT EXISTS kit_traces (
@@ -55,6 +56,14 @@ CREATE TABLE IF NOT EXISTS kit_traces (
 CREATE INDEX IF NOT EXISTS kit_traces_by_start ON kit_traces (start_ms);
 CREATE INDEX IF NOT EXISTS kit_traces_errors ON kit_traces (start_ms) WHERE error_count > 0;
 CREATE INDEX IF NOT EXISTS kit_traces_by_duration ON kit_traces (duration_ms);
+CREATE TABLE IF NOT EXISTS kit_trace_ops (
+    service TEXT NOT NULL, name TEXT NOT NULL, trace_id TEXT NOT NULL, start_ms REAL NOT NULL,
+    duration_ms REAL NOT NULL, error_count INTEGER NOT NULL,
+    PRIMARY KEY (service, name, trace_id)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS kit_trace_ops_by_start ON kit_trace_ops
+    (service, name, start_ms, error_count, duration_ms);
+CREATE INDEX IF NOT EXISTS kit_trace_ops_by_trace ON kit_trace_ops (trace_id);
+CREATE INDEX IF NOT EXISTS kit_traces_by_duration_start ON kit_traces (duration_ms, start_ms);
 CREATE TABLE IF NOT EXISTS kit_operations (service TEXT, name TEXT, kind TEXT,
     PRIMARY KEY (service, name, kind)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS kit_endpoints (port INTEGER PRIMARY KEY, service TEXT NOT NULL);
@@ -102,7 +111,7 @@ SELECT trace_id, span_id, parent_span_id, service, name, kind, status, start_ms,
                   ELSE 'other' END) || char(31) ||
             (CASE WHEN system IS NULL AND url LIKE '%://%' THEN name || ' ' || ({_NOQUERY})
                   ELSE name END)
-            ELSE name END, tags
+            ELSE name END, tags, {{BUCKET}}
 FROM (SELECT s.*, COALESCE(s.system, s.address || COALESCE(':' || s.port, ''), 'unknown') AS raw,
              COALESCE(s.system, a1.name, a2.name, e.service,
                       s.address || COALESCE(':' || s.port, ''), 'unknown') AS tgt
@@ -135,6 +144,20 @@ WHERE target = raw_target AND kind = 'CLIENT' AND port IN (SELECT port FROM kit_
 """
 
 
+# A request's rows in `kit_trace_ops`: one per (service, request name) and one per service
+# (name ''), each with its trace's start, duration and error count, so a search by service or
+# operation walks one index in start order and stops at the page's end.
+_TRACE_OPS = (
+    "DELETE FROM kit_trace_ops WHERE trace_id IN (SELECT trace_id FROM temp.kit_touched)",
+    "INSERT OR REPLACE INTO kit_trace_ops SELECT DISTINCT k.service, k.name, k.trace_id, "
+    "t.start_ms, t.duration_ms, t.error_count FROM kit_spans k JOIN kit_traces t USING (trace_id) "
+    "WHERE k.trace_id IN (SELECT trace_id FROM temp.kit_touched) AND k.kind = 'SERVER'",
+    "INSERT OR REPLACE INTO kit_trace_ops SELECT DISTINCT k.service, '', k.trace_id, "
+    "t.start_ms, t.duration_ms, t.error_count FROM kit_spans k JOIN kit_traces t USING (trace_id) "
+    "WHERE k.trace_id IN (SELECT trace_id FROM temp.kit_touched) AND k.kind = 'SERVER'",
+)
+
+
 def nearest_rank(values: Sequence[float], p: float) -> float | None:
     """The contract's percentile: `sorted(values)[ceil(p / 100 * n) - 1]` (None for no values)."""
     if not values:
@@ -150,6 +173,9 @@ BUCKETS_MS = (1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000)
 def _bucket_sql(column: str) -> str:
     cases = " ".join(f"WHEN {column} <= {b} THEN {i}" for i, b in enumerate(BUCKETS_MS))
     return f"CASE {cases} ELSE {len(BUCKETS_MS)} END"
+
+
+_INDEX_SPANS = _INDEX_SPANS.replace("{BUCKET}", _bucket_sql("duration_ms"))
 
 
 def bucket_label(i: int) -> str:
@@ -254,6 +280,8 @@ class Index:
                     conn.execute("DELETE FROM temp.kit_touched")
                     conn.execute("INSERT INTO temp.kit_touched " + _TOUCHED)
                     conn.execute(_SUMMARISE)
+                    for statement in _TRACE_OPS:
+                        conn.execute(statement)
                     if conn.execute("SELECT COUNT(*) FROM kit_endpoints").fetchone()[0] != known:
                         conn.execute(_RENAME)
                     conn.execute("INSERT OR REPLACE INTO kit_state VALUES ('spans_rowid', ?)",
@@ -263,6 +291,8 @@ class Index:
                     conn.execute("ROLLBACK")
                     raise
                 done = upto
+            if added > 20_000:                # the planner's statistics, after a big catch-up
+                conn.execute("ANALYZE")
             return added
         finally:
             conn.close()
@@ -305,7 +335,33 @@ class Index:
         if min_duration_ms:
             where.append("t.duration_ms >= ?")
             args.append(float(min_duration_ms))
-        if service or operation:
+        if operation and not service:    # a request name is its service's: find the service
+            owners = [s for s, names in self.services_and_operations().items() if operation in names]
+            if len(owners) == 1:
+                service = owners[0]
+        if service:                      # one index walk in start order (kit_trace_ops)
+            t_where = ["o.service = ?", "o.name = ?"]
+            t_args: list[Any] = [service, operation or ""]
+            if start_ms is not None:
+                t_where.append("o.start_ms >= ?")
+                t_args.append(start_ms)
+            if end_ms is not None:
+                t_where.append("o.start_ms < ?")
+                t_args.append(end_ms)
+            if errors_only:
+                t_where.append("o.error_count > 0")
+            if min_duration_ms:
+                t_where.append("o.duration_ms >= ?")
+                t_args.append(float(min_duration_ms))
+            t_cond = " AND ".join(t_where)
+            total = self._rows(f"SELECT COUNT(*) FROM kit_trace_ops o INDEXED BY "
+                               f"kit_trace_ops_by_start WHERE {t_cond}", t_args)
+            rows = self._rows(f"SELECT {cols} FROM kit_trace_ops o INDEXED BY kit_trace_ops_by_start "
+                              f"JOIN kit_traces t USING (trace_id) WHERE {t_cond} "
+                              "ORDER BY o.start_ms DESC LIMIT ? OFFSET ?",
+                              [*t_args, int(limit), int(offset)])
+            return {"total": total[0][0] if total else 0, "traces": [_summary(r) for r in rows]}
+        if operation:
             sub = ["kind = 'SERVER'"]
             sub_args: list[Any] = []
             if service:
@@ -355,7 +411,7 @@ class Index:
     # Pass 2 reads each percentile with one index walk in duration order (`LIMIT 1 OFFSET k`,
     # from the nearer end), so no group is ever sorted. A small range (few rows) is read whole.
 
-    _SMALL = 20_000
+    _SMALL = 5_000
 
     @staticmethod
     def _bounds(start_ms: float | None, end_ms: float | None) -> tuple[float, float]:
@@ -365,56 +421,65 @@ class Index:
     def _grouped(self, *, kind: str, key: str, start_ms: float | None, end_ms: float | None,
                  service: str = "") -> list[dict[str, Any]]:
         """Per (service, `key`) of `kind` spans starting in the range: count, failed,
-        failure rate, p50/p95/p99/max/avg and the duration distribution."""
+        failure rate, p50/p95/p99/max/avg and the duration distribution.
+
+        One aggregate per (group, bucket) over an index gives the counts and the distribution;
+        each percentile's nearest rank then falls in a known bucket, read with one short index
+        walk inside that bucket (`LIMIT 1 OFFSET k`), from its nearer end."""
         lo, hi = self._bounds(start_ms, end_ms)
         svc = " AND service = ?" if service else ""
         sargs = [service] if service else []
+        cond = f"kind = ? AND start_ms >= ? AND start_ms < ?{svc}"
+        args: list[Any] = [kind, lo, hi, *sargs]
         if key == "target":
             table = "kit_spans INDEXED BY kit_spans_by_edge"
-            cond = f"kind = 'CLIENT' AND start_ms >= ? AND start_ms < ?{svc}"
-            args: list[Any] = [lo, hi, *sargs]
         else:
-            small = self._rows("SELECT COUNT(*) FROM kit_spans INDEXED BY kit_spans_by_time "
-                               "WHERE kind = ? AND start_ms >= ? AND start_ms < ?",
-                               (kind, lo, hi))[0][0]
-            index = "kit_spans_by_time" if small <= self._SMALL else "kit_spans_by_grp"
+            n = self._rows("SELECT COUNT(*) FROM kit_spans INDEXED BY kit_spans_by_time "
+                           "WHERE kind = ? AND start_ms >= ? AND start_ms < ?", (kind, lo, hi))[0][0]
+            index = "kit_spans_by_time" if n <= self._SMALL else "kit_spans_by_grp"
             table = f"kit_spans INDEXED BY {index}"
-            cond = f"kind = ? AND start_ms >= ? AND start_ms < ?{svc}"
-            args = [kind, lo, hi, *sargs]
-        buckets = ", ".join(f"SUM(duration_ms > {BUCKETS_MS[i - 1] if i else -1e300} AND "
-                            f"duration_ms <= {BUCKETS_MS[i]})" for i in range(len(BUCKETS_MS)))
-        rows = self._rows(f"SELECT service, {key}, COUNT(*), SUM(status = 'ERROR'), "
-                          f"MAX(duration_ms), AVG(duration_ms), {buckets}, "
-                          f"SUM(duration_ms > {BUCKETS_MS[-1]}) FROM {table} WHERE {cond} "
-                          f"GROUP BY service, {key}", args)
+        rows = self._rows(f"SELECT service, {key}, bucket, COUNT(*), SUM(status = 'ERROR'), "
+                          f"MAX(duration_ms), SUM(duration_ms) FROM {table} WHERE {cond} "
+                          f"GROUP BY service, {key}, bucket", args)
+        groups: dict[tuple[str, str], dict[str, Any]] = {}
+        for service_, k, bucket, count, errs, mx, total in rows:
+            g = groups.setdefault((service_, k), {"service": service_, "key": k, "count": 0,
+                                                  "failed": 0, "max_ms": 0.0, "sum": 0.0,
+                                                  "distribution": [0] * (len(BUCKETS_MS) + 1)})
+            g["count"] += count
+            g["failed"] += int(errs or 0)
+            g["max_ms"] = max(g["max_ms"], mx or 0.0)
+            g["sum"] += total or 0.0
+            g["distribution"][bucket] = count
+        rank_table = table.replace("kit_spans_by_time", "kit_spans_by_grp")
         out = []
-        total = sum(r[2] for r in rows)
-        whole: dict[tuple[str, str], list[float]] = {}
-        if total <= self._SMALL and rows:
-            for service_, k, d in self._rows(f"SELECT service, {key}, duration_ms FROM {table} "
-                                             f"WHERE {cond}", args):
-                whole.setdefault((service_, k), []).append(d)
-        for service_, k, n, errs, mx, avg, *dist in rows:
-            entry = {"service": service_, "key": k, "count": n, "failed": int(errs or 0),
-                     "failure_rate": (errs or 0) / n if n else 0.0, "max_ms": mx, "avg_ms": avg,
-                     "distribution": [int(x or 0) for x in dist]}
-            values = whole.get((service_, k))
+        for g in groups.values():
+            n = g["count"]
+            g["failure_rate"] = g["failed"] / n if n else 0.0
+            g["avg_ms"] = g.pop("sum") / n if n else 0.0
             for p in (50, 95, 99):
-                if values is not None:
-                    entry[f"p{p}_ms"] = nearest_rank(values, p)
-                else:
-                    entry[f"p{p}_ms"] = self._rank(table, cond, args, key, service_, k, n, p)
-            out.append(entry)
+                g[f"p{p}_ms"] = self._rank(rank_table, cond, args, key, g["service"], g["key"],
+                                           g["distribution"], p)
+            out.append(g)
         return out
 
     def _rank(self, table: str, cond: str, args: Sequence[Any], key: str, service: str,
-              value: str, n: int, p: int) -> float | None:
+              value: str, distribution: Sequence[int], p: int) -> float | None:
+        n = sum(distribution)
+        if not n:
+            return None
         rank = max(math.ceil(p / 100 * n), 1)               # 1-based, ascending
-        order, offset = ("ASC", rank - 1) if rank <= n - rank else ("DESC", n - rank)
-        table = table.replace("kit_spans_by_time", "kit_spans_by_grp")
+        before = 0
+        for bucket, count in enumerate(distribution):
+            if before + count >= rank:
+                break
+            before += count
+        inside = rank - before                              # 1-based within the bucket
+        order, offset = (("ASC", inside - 1) if inside <= count - inside
+                         else ("DESC", count - inside))
         rows = self._rows(f"SELECT duration_ms FROM {table} WHERE {cond} AND service = ? AND "
-                          f"{key} = ? ORDER BY duration_ms {order} LIMIT 1 OFFSET ?",
-                          [*args, service, value, offset])
+                          f"{key} = ? AND bucket = ? ORDER BY duration_ms {order} LIMIT 1 OFFSET ?",
+                          [*args, service, value, bucket, offset])
         return rows[0][0] if rows else None
 
     def operations(self, *, start_ms: float | None = None, end_ms: float | None = None,

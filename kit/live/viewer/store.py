@@ -73,6 +73,46 @@ def summarize(spans: Sequence[Any]) -> dict[str, Any]:
             "error_count": sum(s.status == "ERROR" for s in spans)}
 
 
+SPANS_SCHEMA = """
+CREATE TABLE IF NOT EXISTS spans (
+    trace_id TEXT NOT NULL, span_id TEXT NOT NULL, parent_span_id TEXT,
+    name TEXT NOT NULL, service TEXT NOT NULL, kind TEXT NOT NULL,
+    start_ms REAL NOT NULL, duration_ms REAL NOT NULL, status TEXT NOT NULL,
+    status_description TEXT, attributes TEXT NOT NULL, events TEXT NOT NULL,
+    PRIMARY KEY (trace_id, span_id));
+CREATE INDEX IF NOT EXISTS spans_by_start ON spans (start_ms);
+"""
+"""The provided `SqliteSpanStore`'s table, as it creates it (services/shared/span_store.py)."""
+
+
+def write_spans(path: str | os.PathLike[str], spans: Sequence[Any]) -> int:
+    """Write spans (SDK spans, `SpanRecord`s or `Span`s) into a span file laid out as the
+    provided `SqliteSpanStore` writes it, without importing any tree (notebooks, tests,
+    benchmarks). Returns how many were written."""
+    from kit.traces.model import views
+
+    def plain(value: Any) -> Any:
+        return list(value) if isinstance(value, tuple) else value
+
+    rows = []
+    for s in views(spans):
+        events = [[e[0], {k: plain(v) for k, v in (e[-1] or {}).items()}] for e in s.events or ()]
+        rows.append((s.trace_id, s.span_id, s.parent_span_id, s.name, s.service, s.kind,
+                     s.start_ms, s.duration_ms, s.status, s.status_description or None,
+                     json.dumps({k: plain(v) for k, v in (s.attributes or {}).items()}, default=str),
+                     json.dumps(events, default=str)))
+    conn = sqlite3.connect(os.fspath(path), timeout=30)
+    try:
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.executescript(SPANS_SCHEMA)
+        with conn:
+            conn.executemany(f"INSERT OR REPLACE INTO spans ({', '.join(_COLUMNS)}) VALUES "
+                             f"({', '.join('?' * len(_COLUMNS))})", rows)
+    finally:
+        conn.close()
+    return len(rows)
+
+
 class SpanDatabase:
     """Read-only access to the SQLite span file of the provided `SqliteSpanStore`.
 
