@@ -119,3 +119,76 @@ def capture_log_events(logs_module=None):
         yield events
     finally:
         structlog.configure(**previous)
+
+
+def picture_records(records, base_ms: float = 0.0) -> str:
+    """SpanRecord-shaped spans drawn as a tree with their times in ms from `base_ms`, each line
+    numbered by its place in the list given (#1 first), so that a failing check can show the
+    learner the exact input: parents, times, services, kinds, statuses and attributes."""
+    records = list(records)
+    if not records:
+        return "  (no spans)"
+    first: dict[str, int] = {}
+    for i, r in enumerate(records):
+        first.setdefault(r.span_id, i)
+    ids = set(first)
+
+    def line(i: int, r, prefix: str) -> str:
+        extra = [r.kind, r.status] + [f"{k}={v}" for k, v in sorted((r.attributes or {}).items())]
+        note = ""
+        if first[r.span_id] != i:
+            note = f"  (a second copy of span id {r.span_id}, given after #{first[r.span_id] + 1})"
+        elif r.parent_span_id is not None and r.parent_span_id not in ids:
+            note = f"  (orphan: its parent {r.parent_span_id} is absent)"
+        start = r.start_ms - base_ms
+        return (f"  {prefix}#{i + 1} {r.name} [{start:g}, {start + r.duration_ms:g}] {r.service} "
+                f"{' '.join(str(e) for e in extra)}{note}")
+
+    kids: dict[str | None, list[int]] = {}
+    for i, r in enumerate(records):
+        parent = r.parent_span_id if r.parent_span_id in ids and first[r.span_id] == i else None
+        kids.setdefault(parent, []).append(i)
+    lines: list[str] = []
+    stack = [(i, "") for i in reversed(kids.get(None, []))]
+    seen: set[int] = set()
+    while stack and len(lines) < 80:
+        i, prefix = stack.pop()
+        if i in seen:
+            continue
+        seen.add(i)
+        lines.append(line(i, records[i], prefix))
+        if first[records[i].span_id] == i:
+            stack += [(k, prefix + "   ") for k in reversed(kids.get(records[i].span_id, []))]
+    lines += [line(i, r, "? ") for i, r in enumerate(records) if i not in seen][:20]
+    return "\n".join(lines)
+
+
+@contextlib.contextmanager
+def capture_log_events(logs_module=None):
+    """Every structlog event logged inside the block, as the dict the configured processors made.
+
+    `structlog.testing.capture_logs()` replaces the processors, so Step 2's `add_trace_ids` (which
+    the provided `services/shared/logs.py` puts in the chain) never runs under it. This keeps the
+    configured chain, set up by `logs_module.configure_logging()` when a module is given, and
+    swaps only its final renderer for a capture; the previous configuration comes back after."""
+    import structlog
+
+    previous = structlog.get_config()
+    events: list[dict] = []
+
+    def capture(logger, method_name, event_dict):
+        events.append(dict(event_dict))
+        raise structlog.DropEvent
+
+    try:
+        if logs_module is not None:
+            logs_module.configure_logging()
+        processors = list(structlog.get_config()["processors"])
+        renderers = (structlog.processors.JSONRenderer, structlog.processors.KeyValueRenderer,
+                     structlog.processors.LogfmtRenderer, structlog.dev.ConsoleRenderer)
+        if processors and isinstance(processors[-1], renderers):
+            processors.pop()
+        structlog.configure(processors=[*processors, capture], cache_logger_on_first_use=False)
+        yield events
+    finally:
+        structlog.configure(**previous)

@@ -66,7 +66,7 @@ def _tree_shape(nodes):
              saw=f"{nodes!r:.300} ({type(exc).__name__})")
 
 
-@check(step=5, criterion="performance-visible", todo="TODO 1")
+@check(step=5, criterion="performance-visible", todo="TODO 1", rules=("5.2", "5.3", "5.4", "5.5"))
 def test_trace_tree_links_children_in_start_order():
     """The trace tree: roots and children in start order; orphans are roots; duplicates kept once"""
     spans = [record("c", 20, 90, "a"), record("a", 0, 100), record("d", 30, 60, "c"), record("b", 10, 40, "a"),
@@ -79,7 +79,7 @@ def test_trace_tree_links_children_in_start_order():
            saw=call("build_trace_tree", []))
 
 
-@check(step=5, criterion="performance-visible", todo="TODO 2")
+@check(step=5, criterion="performance-visible", todo="TODO 2", rules=("5.6",))
 def test_total_duration_runs_from_earliest_start_to_latest_end():
     """Total duration is the latest end minus the earliest start (0 for no spans)"""
     spans = [record("a", 0, 100), record("late", 90, 130, "a"), record("r2", -5, 10)]
@@ -90,7 +90,7 @@ def test_total_duration_runs_from_earliest_start_to_latest_end():
     expect(empty == 0, did="asked the total duration of no spans", expected="0", saw=empty)
 
 
-@check(step=5, criterion="performance-visible", todo="TODO 3")
+@check(step=5, criterion="performance-visible", todo="TODO 3", rules=("5.8", "5.11", "5.12"))
 def test_critical_path_of_the_contracts_worked_example():
     """The critical path of the contract's worked example, segment by segment"""
     got = path_of(worked_example())
@@ -99,7 +99,7 @@ def test_critical_path_of_the_contracts_worked_example():
            expected=f"{want} (B is not on the path)", saw=got)
 
 
-@check(step=5, criterion="performance-visible", todo="TODO 3")
+@check(step=5, criterion="performance-visible", todo="TODO 3", rules=("5.8", "5.9", "5.10"))
 def test_critical_path_of_sequential_and_parallel_children():
     """Back-to-back children all lie on the path; of parallel ones, only the last to end"""
     sequential = [record("root", 0, 100), record("s1", 0, 30, "root"), record("s2", 30, 60, "root"),
@@ -117,7 +117,7 @@ def test_critical_path_of_sequential_and_parallel_children():
            saw=got)
 
 
-@check(step=5, criterion="performance-visible", todo="TODO 3")
+@check(step=5, criterion="performance-visible", todo="TODO 3", rules=("5.7", "5.13"))
 def test_critical_path_clips_children_to_their_parent():
     """Children are clipped to their parent: an overflowing child is cut, one wholly outside ignored"""
     spans = [record("root", 0, 100), record("over", 70, 130, "root"), record("early", -20, 10, "root"),
@@ -128,7 +128,7 @@ def test_critical_path_clips_children_to_their_parent():
            expected=f"{want} (segments tile the root's interval)", saw=got)
 
 
-@check(step=5, criterion="performance-visible", todo="TODO 3")
+@check(step=5, criterion="performance-visible", todo="TODO 3", rules=("5.14", "5.15"))
 def test_critical_path_with_several_roots_one_span_or_none():
     """Several roots: the longest root's path; one span: itself; no spans: nothing"""
     spans = [record("short", 0, 10), record("long", 5, 60), record("kid", 20, 30, "long"), record("tie", 100, 155)]
@@ -142,7 +142,7 @@ def test_critical_path_with_several_roots_one_span_or_none():
            saw=call("calculate_critical_path", []))
 
 
-@check(step=5, criterion="performance-visible", todo="TODO 4")
+@check(step=5, criterion="performance-visible", todo="TODO 4", rules=("5.16", "5.17", "5.18", "5.19", "5.20"))
 def test_bottlenecks_are_ranked_by_self_time():
     """Bottlenecks are ranked by self time, with threshold, top and percentage of the total"""
     spans = worked_example()
@@ -164,7 +164,7 @@ def test_bottlenecks_are_ranked_by_self_time():
            expected="['c', 'b']", saw=names)
 
 
-@check(step=5, criterion="performance-visible", todo="TODO 5")
+@check(step=5, criterion="performance-visible", todo="TODO 5", rules=("5.22", "5.24"))
 def test_timeline_gives_offsets_depths_and_status():
     """The timeline lists every span in start order with offset, duration, depth and status"""
     spans = [record("c", 20, 90, "a", service="svc-c", status="ERROR"), record("a", 0, 100, service="svc-a"),
@@ -180,7 +180,7 @@ def test_timeline_gives_offsets_depths_and_status():
            expected=f"(name, offset, duration, depth, status): {want}", saw=got)
 
 
-@check(step=5, criterion="performance-visible", todo="TODO 6")
+@check(step=5, criterion="performance-visible", todo="TODO 6", rules=("5.27", "5.28", "5.29"))
 def test_service_map_counts_calls_and_errors_between_services():
     """The service map has one edge per caller and callee, with calls and errors"""
     spans = [
@@ -215,7 +215,7 @@ def _store_spans(mesh):
     return [span_record.from_span(s) for s in mesh.spans()]
 
 
-@check(step=5, criterion="performance-visible", todo="TODO 7")
+@check(step=5, criterion="performance-visible", todo="TODO 7", rules=("5.32", "5.35", "5.36"))
 async def test_slow_payment_call_shows_on_the_critical_path_and_as_a_bottleneck(mesh):
     """A slow external payment call is on the critical path and a top bottleneck, and the map is whole"""
     mesh.provider_slow(0.045)
@@ -255,7 +255,7 @@ async def test_slow_payment_call_shows_on_the_critical_path_and_as_a_bottleneck(
            saw=f"service_count {body['service_count']}, span_count {body['span_count']}")
 
 
-@check(step=5, criterion="performance-visible", todo="TODO 7")
+@check(step=5, criterion="performance-visible", todo="TODO 7", rules=("5.31", "5.33", "5.34"))
 async def test_trace_endpoint_answers_404_and_422(mesh):
     """The trace endpoint: 404 for an unknown trace, 422 for a malformed id, dashes tolerated"""
     await mesh.order()

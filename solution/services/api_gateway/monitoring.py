@@ -34,6 +34,7 @@ O(n log n), so a trace of 100,000 spans is analysed in well under a second
 """
 from __future__ import annotations
 
+import heapq
 from dataclasses import dataclass
 from operator import attrgetter
 from typing import Any, TypedDict
@@ -288,13 +289,45 @@ def build_timeline(spans: list[SpanRecord]) -> list[dict]:
 
 def _timeline(index: _Index) -> list[dict]:
     offsets, durations, depth = index.offsets, index.durations, index.depth
-    # The index is in start order already; spans that start together go by depth, so that a
-    # parent comes before its children (a stable sort: otherwise they keep the index's order).
-    order = sorted(range(len(index.spans)), key=lambda i: (offsets[i], depth[i]))
     return [{"span_id": s.span_id, "parent_span_id": s.parent_span_id, "name": s.name,
              "service": s.service, "offset_ms": offsets[i], "duration_ms": durations[i],
              "depth": depth[i], "status": s.status}
-            for i in order for s in (index.spans[i],)]
+            for i in _parents_first(index) for s in (index.spans[i],)]
+
+
+def _parents_first(index: _Index) -> list[int]:
+    """The index's order (start order, spans that start together in the order given), except
+    that a span waits for its parent when the parent starts at the same time.
+
+    Sorting by depth would also put a parent first, but it would move unrelated spans too (a
+    deep span given before a root that starts with it). Within a run of equal starts, take the
+    earliest-given span whose parent is not still waiting in the run: a heap of positions.
+    """
+    offsets, parent = index.offsets, index.parent
+    order: list[int] = []
+    n, i = len(offsets), 0
+    while i < n:
+        j = i + 1
+        while j < n and offsets[j] == offsets[i]:
+            j += 1
+        if j - i == 1:
+            order.append(i)
+        else:
+            waiting: dict[int, list[int]] = {}
+            ready = []
+            for k in range(i, j):
+                if i <= parent[k] < j:
+                    waiting.setdefault(parent[k], []).append(k)
+                else:
+                    ready.append(k)
+            heapq.heapify(ready)
+            while ready:
+                k = heapq.heappop(ready)
+                order.append(k)
+                for child in waiting.pop(k, ()):
+                    heapq.heappush(ready, child)
+        i = j
+    return order
 
 
 def build_service_dependencies(spans: list[SpanRecord]) -> list[dict]:
