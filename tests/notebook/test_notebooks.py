@@ -7,13 +7,14 @@
     every in-place `check(...)` passes; and against the unmodified `exercise/`: no cell raises,
     and the checks report failures (a scorecard, not a traceback).
 
-The sixteen runs share two kernels' worth of cores: they run two at a time, once per session.
+The runs (every notebook, the extensions' too, on both trees) share two kernels' worth of cores: they run two at a time, once per session.
 """
 from __future__ import annotations
 
 import importlib.util
 import json
 import os
+import re
 from concurrent.futures import ThreadPoolExecutor
 
 import nbformat
@@ -34,10 +35,24 @@ HISTORY_MARK = "WORKSHOP_GRADING_HISTORY="
 
 # -- (a) the committed notebooks match their sources -------------------------------------------
 
+#: The optional extensions' notebooks (`09-e1-trace-analytics`, ...): one per extension, after the rest.
+EXTENSION_NAMES = [n for n in NAMES if re.match(r"\d\d-e\d-", n)]
+
+
 def test_there_is_a_welcome_a_notebook_per_step_and_the_analysis():
     steps = [s.number for s in load_course().steps]
-    assert NAMES[0].startswith("00-") and NAMES[-1] == f"{len(steps) + 1:02d}-analyse-traces"
-    assert [int(n[:2]) for n in NAMES[1:-1]] == steps
+    main = [n for n in NAMES if n not in EXTENSION_NAMES]
+    assert main[0].startswith("00-") and main[-1] == f"{len(steps) + 1:02d}-analyse-traces"
+    assert [int(n[:2]) for n in main[1:-1]] == steps
+
+
+def test_a_notebook_per_extension_that_ends_with_its_check():
+    extensions = [e.id for e in load_course().extensions]
+    assert [n.split("-")[1].upper() for n in EXTENSION_NAMES] == extensions
+    for name, extension in zip(EXTENSION_NAMES, extensions):
+        code = [t for k, t in build.parse_percent((NOTEBOOKS / "src" / f"{name}.py").read_text(encoding="utf-8"))
+                if k == "code"]
+        assert code[-1].strip() == f'check("{extension}")', f"{name}: the last cell grades {extension}"
 
 
 @pytest.mark.parametrize("source", SOURCES, ids=NAMES)
@@ -111,7 +126,7 @@ def _graded_steps(name: str) -> list[str | None]:
     found = []
     for kind, text in cells:
         if kind == "code" and text.strip().startswith("check("):
-            inner = text.strip()[len("check("):-1]
+            inner = text.strip()[len("check("):-1].strip("\"'")    # check(5) -> "5", check("E2") -> "E2"
             found.append(inner or None)
     return found
 
