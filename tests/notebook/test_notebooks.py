@@ -42,8 +42,10 @@ EXTENSION_NAMES = [n for n in NAMES if re.match(r"\d\d-e\d-", n)]
 def test_there_is_a_welcome_a_notebook_per_step_and_the_analysis():
     steps = [s.number for s in load_course().steps]
     main = [n for n in NAMES if n not in EXTENSION_NAMES]
-    assert main[0].startswith("00-") and main[-1] == f"{len(steps) + 1:02d}-analyse-traces"
-    assert [int(n[:2]) for n in main[1:-1]] == steps
+    # After the steps: Step 7-10's analysis in the notebook, then Steps 8-10 in the trace viewer.
+    after = [f"{len(steps) + 1:02d}-analyse-traces", f"{len(steps) + 2:02d}-viewing-traces"]
+    assert main[0].startswith("00-") and main[-2:] == after
+    assert [int(n[:2]) for n in main[1:-2]] == steps
 
 
 def test_a_notebook_per_extension_that_ends_with_its_check():
