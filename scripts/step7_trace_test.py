@@ -14,7 +14,8 @@ the span count, the bottlenecks and the critical path.
 `--orders N` first sends N orders (two users, one in `--bad-share` for a product that does not
 exist, so some fail), a few at a time, then tests as usual: the viewer's search, performance,
 metrics and insights pages then have something to show (with `python -m kit.live
---provider-latency-ms 300 --provider-failure-rate 0.2`, slow and failing payments too).
+--provider-latency-ms 300 --provider-failure-rate 0.2`, slow and failing payments too; add
+`--stock prod-1=100000 --stock prod-2=100000`: the seeded stock lasts about 50 orders).
 
 What was wrong in the workshop's version, and is fixed here:
 

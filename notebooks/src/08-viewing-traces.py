@@ -12,7 +12,8 @@
 # **With the running system** (the way to do these steps):
 #
 # ```bash
-# python -m kit.live --solution --provider-latency-ms 300 --provider-failure-rate 0.2 --experiment checkout-v2
+# python -m kit.live --solution --provider-latency-ms 300 --provider-failure-rate 0.2 --experiment checkout-v2 \\
+#     --stock prod-1=100000 --stock prod-2=100000      # the seeded stock lasts about 50 orders
 # python scripts/step7_trace_test.py --orders 200      # in another terminal: traffic, then the Step 7 test
 # ```
 #
