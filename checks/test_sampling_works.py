@@ -93,7 +93,7 @@ def _whole_order_missing(spans) -> str:
     return f"no SERVER span for the order from {', '.join(missing)}; {_exported_from(spans)}"
 
 
-@check(step=6, criterion="sampling-works", todo="TODO 2")
+@check(step=6, criterion="sampling-works", todo="TODO 2", rules=("6.1", "6.6"))
 def test_ratio_sampling_is_consistent_for_a_trace_id():
     """Root traces are sampled at the ratio, and the trace id alone decides"""
     for ratio in (0.0, 0.1, 0.5):
@@ -114,7 +114,7 @@ def test_ratio_sampling_is_consistent_for_a_trace_id():
 
 
 
-@check(step=6, criterion="sampling-works", todo="TODO 5")
+@check(step=6, criterion="sampling-works", todo="TODO 5", rules=("6.5", "6.6", "6.7"))
 async def test_health_probes_use_the_health_ratio(make_mesh):
     """Health probes (/health, /healthz, /ready, /live) are sampled at health_ratio"""
     probes = [(SpanKind.SERVER, {"url.path": "/health"}), (SpanKind.SERVER, {"http.target": "/healthz"}),
@@ -157,7 +157,7 @@ async def test_health_probes_use_the_health_ratio(make_mesh):
            saw=missing, spans=spans)
 
 
-@check(step=6, criterion="sampling-works", todo="TODO 3")
+@check(step=6, criterion="sampling-works", todo="TODO 3", rules=("6.2", "6.3"))
 def test_remote_parent_decision_is_honoured():
     """A remote parent's sampled flag is honoured, and its tracestate kept"""
     cases = [(0.0, True), (1.0, False)]
@@ -174,7 +174,7 @@ def test_remote_parent_decision_is_honoured():
                expected="the parent's tracestate (vendor=workshop) kept on the decision", saw=f"tracestate {state!r}")
 
 
-@check(step=6, criterion="sampling-works", todo="TODO 4")
+@check(step=6, criterion="sampling-works", todo="TODO 4", rules=("6.4",))
 def test_spans_not_head_sampled_are_still_recorded():
     """A span that is not head-sampled is RECORD_ONLY, never DROP"""
     sampler = _sampler(_config(ratio=0.0))
@@ -188,7 +188,7 @@ def test_spans_not_head_sampled_are_still_recorded():
                saw=f"Decision.{result.decision.name}")
 
 
-@check(step=6, criterion="sampling-works", todo="TODO 6")
+@check(step=6, criterion="sampling-works", todo="TODO 6", rules=("6.8", "6.9", "6.10", "6.11"))
 def test_cap_holds_under_a_burst():
     """max_traces_per_second caps new sampled traces with a token bucket"""
     clock = FakeClock()
@@ -230,7 +230,7 @@ def test_cap_holds_under_a_burst():
            saw=_pattern(got))
 
 
-@check(step=6, criterion="sampling-works", todo="TODO 1")
+@check(step=6, criterion="sampling-works", todo="TODO 1", rules=("6.27", "6.28"))
 def test_for_environment_picks_the_ratio(caplog):
     """SamplingConfig.for_environment: development 1.0, staging 0.5, production 0.1"""
     config_cls = attr("services.shared.sampling", "SamplingConfig")
@@ -258,7 +258,7 @@ def test_for_environment_picks_the_ratio(caplog):
            saw="no warning (logging, structlog or warnings.warn)")
 
 
-@check(step=6, criterion="sampling-works", todo="TODO 7")
+@check(step=6, criterion="sampling-works", todo="TODO 7", rules=("6.13", "6.16"))
 async def test_override_always_traces_every_service(make_mesh):
     """X-Trace-Sampling: always traces the request in every service, even at ratio 0"""
     mesh = await make_mesh(sampling=_config(ratio=0.0, slow_threshold_ms=SLOW_MS))
@@ -283,7 +283,7 @@ async def test_override_always_traces_every_service(make_mesh):
            saw=f"{len(traces)} trace ids", spans=spans)
 
 
-@check(step=6, criterion="sampling-works", todo="TODO 7")
+@check(step=6, criterion="sampling-works", todo="TODO 7", rules=("6.14", "6.16"))
 async def test_override_never_silences_every_service(make_mesh):
     """X-Trace-Sampling: never keeps a fast successful order out of every service, even at ratio 1"""
     mesh = await make_mesh(sampling=_config(ratio=1.0, slow_threshold_ms=SLOW_MS))
@@ -306,7 +306,7 @@ async def test_override_never_silences_every_service(make_mesh):
            saw=_exported_from(spans), spans=spans)
 
 
-@check(step=6, criterion="sampling-works", todo="TODO 7")
+@check(step=6, criterion="sampling-works", todo="TODO 7", rules=("6.12", "6.13", "6.15"))
 def test_override_wins_over_ratio_and_cap():
     """The override beats the ratio and the cap, and takes no token"""
     extract_context = attr("services.shared.trace_context", "extract_context")
@@ -330,7 +330,7 @@ def test_override_wins_over_ratio_and_cap():
            saw=_pattern(got))
 
 
-@check(step=6, criterion="sampling-works", todo="TODO 2")
+@check(step=6, criterion="sampling-works", todo="TODO 2", rules=("6.6", "6.26"))
 async def test_ratio_zero_drops_fast_successful_orders(make_mesh):
     """At ratio 0 a fast successful order exports nothing; at ratio 1 it exports the whole trace"""
     quiet = await make_mesh(sampling=_config(ratio=0.0, slow_threshold_ms=SLOW_MS))
