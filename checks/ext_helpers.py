@@ -20,7 +20,7 @@ from kit.traces.text import render_tree
 BASE = 1_700_000_000_000.0
 
 #: Generated cases: the same examples every run, no database, no blob, no deadline.
-GENERATED = settings(derandomize=True, database=None, max_examples=60, deadline=None, print_blob=False,
+GENERATED = settings(derandomize=True, database=None, max_examples=30, deadline=None, print_blob=False,
                      suppress_health_check=list(HealthCheck))
 
 _ids = {"count": 0}

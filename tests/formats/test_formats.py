@@ -152,3 +152,15 @@ def test_every_format_shows_the_extensions_apart():
 def test_html_rendering_escapes_learner_text():
     html = sample_report()._repr_html_()
     assert "&lt;process_order&gt; &amp; friends" in html and "<process_order>" not in html
+
+
+def test_only_picks_an_extension_by_its_id_and_a_step_never_picks_it():
+    from kit.results import CheckInfo
+
+    extra = CheckInfo(nodeid="checks/test_ext_e2.py::test_x", id="x", title="X", step=None, criterion=None,
+                      extension="E2")
+    step = CheckInfo(nodeid="checks/test_a.py::test_y", id="y", title="Y", step=2, criterion="context-propagates")
+    assert extra.selected_by(None) and extra.selected_by("E2") and extra.selected_by("e2")
+    assert not extra.selected_by("E1") and not extra.selected_by("2") and not extra.selected_by("None")
+    assert step.selected_by("2") and step.selected_by("context-propagates") and not step.selected_by("E2")
+    assert CheckInfo.from_dict(extra.to_dict()) == extra and extra.result(Status.PASSED).extension == "E2"
