@@ -260,3 +260,23 @@ def test_capture_writes_log_lines_and_metric_points(tmp_path):
     assert points == [("order-service", "http.server.request.duration", 1, 502, "/orders")]
     exemplars = conn.execute("SELECT trace_id, span_id, value FROM kit_exemplars").fetchall()
     assert exemplars == [(*ids, 0.2)]
+
+
+@pytest.mark.parametrize("make", ["missing", "empty"])
+def test_every_page_answers_before_any_span_is_stored(tmp_path, make):
+    from fastapi.testclient import TestClient
+
+    from kit.live.viewer.server import create_viewer_app
+    from kit.live.viewer.store import SPANS_SCHEMA, SpanDatabase
+
+    path = tmp_path / "spans.db"
+    if make == "empty":
+        sqlite3.connect(path).executescript(SPANS_SCHEMA)
+    client = TestClient(create_viewer_app(SpanDatabase(path)))
+    for url in ("/viewer/", "/viewer/performance", "/viewer/metrics", "/viewer/insights",
+                "/viewer/map", "/viewer/?range=custom&from=2020-01-01T00:00",
+                "/viewer/performance/samples?service=x&key=y",
+                "/viewer/metrics?service=api-gateway&bucket=3"):
+        assert client.get(url).status_code == 200, url
+    assert client.get("/viewer/?trace=not-an-id").status_code == 422
+    assert client.get("/viewer/traces/" + "a" * 32).status_code == 404

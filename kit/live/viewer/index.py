@@ -434,8 +434,9 @@ class Index:
         if key == "target":
             table = "kit_spans INDEXED BY kit_spans_by_edge"
         else:
-            n = self._rows("SELECT COUNT(*) FROM kit_spans INDEXED BY kit_spans_by_time "
-                           "WHERE kind = ? AND start_ms >= ? AND start_ms < ?", (kind, lo, hi))[0][0]
+            counted = self._rows("SELECT COUNT(*) FROM kit_spans INDEXED BY kit_spans_by_time "
+                                 "WHERE kind = ? AND start_ms >= ? AND start_ms < ?", (kind, lo, hi))
+            n = counted[0][0] if counted else 0
             index = "kit_spans_by_time" if n <= self._SMALL else "kit_spans_by_grp"
             table = f"kit_spans INDEXED BY {index}"
         rows = self._rows(f"SELECT service, {key}, bucket, COUNT(*), SUM(status = 'ERROR'), "
