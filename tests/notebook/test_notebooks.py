@@ -15,6 +15,7 @@ import importlib.util
 import json
 import os
 import re
+import shutil
 from concurrent.futures import ThreadPoolExecutor
 
 import nbformat
@@ -162,3 +163,41 @@ def test_a_trace_picture_is_drawn_on_the_solution(executed):
                 for out in cell.outputs if '<svg' in out.get("data", {}).get("text/html", "")]
     assert any('class="span critical' in p and 'class="span error' not in p for p in pictures)
     assert any('class="exception"' in p for p in pictures), "the failed payment's exception is drawn"
+
+
+def _html(nb: nbformat.NotebookNode) -> str:
+    return "\n".join(out["data"]["text/html"] for cell in nb.cells if cell.cell_type == "code"
+                     for out in cell.outputs if "text/html" in out.get("data", {}))
+
+
+def _tracebacks(nb: nbformat.NotebookNode) -> list[str]:
+    """Raw tracebacks a learner would see: in a stream, or in HTML outside a folded <details>."""
+    found = [out.get("text", "")[:300] for cell in nb.cells if cell.cell_type == "code" for out in cell.outputs
+             if out.output_type == "stream" and "Traceback (most recent call last)" in out.get("text", "")]
+    unfolded = re.sub(r"<details>.*?</details>", "", _html(nb), flags=re.S)
+    return found + (["(in HTML)"] if "Traceback (most recent call last)" in unfolded else [])
+
+
+@pytest.mark.parametrize("step", load_course().steps, ids=lambda s: f"step{s.number}")
+def test_every_try_it_on_the_stubs_says_what_is_not_done(executed, step):
+    nb, _ = executed[("exercise", NAMES[step.number])]
+    html = _html(nb)
+    assert f"Step {step.number}, TODO" in html and "Not done yet" in html
+    assert ">Expected<" in html or ">expected<" in html, "the expected result is shown next to the learner's"
+    assert not _tracebacks(nb), _tracebacks(nb)
+
+
+def test_a_syntax_error_is_one_readable_message_and_run_all_reaches_the_check(tmp_path):
+    tree = tmp_path / "exercise"
+    shutil.copytree(ROOT / "exercise", tree, ignore=shutil.ignore_patterns("__pycache__"))
+    telemetry = tree / "services" / "shared" / "telemetry.py"
+    telemetry.write_text(telemetry.read_text(encoding="utf-8") + "\ndef broken(:\n", encoding="utf-8")
+    nb, history = _execute(NAMES[1], str(tree))
+    assert not _errors(nb), "\n\n".join(_errors(nb))
+    assert [h["step"] for h in history] == ["1"] and history[0]["error"] is None
+    assert not _tracebacks(nb), _tracebacks(nb)
+    for cell in nb.cells:
+        if cell.cell_type == "code" and "learner(" in cell.source:
+            text = "".join(out.get("data", {}).get("text/html", "") for out in cell.outputs)
+            assert text.count("cannot be imported") == 1, cell.source[:200]
+            assert "SyntaxError in shared/telemetry.py" in text

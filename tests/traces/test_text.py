@@ -98,3 +98,17 @@ def test_sdk_spans_are_drawn_with_their_resources_service_name():
     provider.shutdown()
     trace_id = f"{span.get_span_context().trace_id:032x}"
     assert render_tree(exporter.get_finished_spans()) == f"trace {trace_id}\n  └─ auth-service: POST /verify [SERVER]"
+
+
+def test_client_spans_are_drawn_with_their_target():
+    spans = [record("1", None, "order-service", "process_order", "INTERNAL", 0, 10),
+             record("2", "1", "order-service", "POST", "CLIENT", 1, 5),
+             record("3", "1", "order-service", "GET", "CLIENT", 6, 1)]
+    spans[1].attributes = {"url.full": "http://inventory-service:8004/inventory/check", "server.address": "inventory-service"}
+    spans[2].attributes = {"db.system": "redis", "server.address": "localhost"}
+    assert render_tree(spans) == "\n".join([
+        f"trace {TRACE}",
+        "  └─ order-service: process_order [INTERNAL]",
+        "     ├─ order-service: POST inventory-service /inventory/check [CLIENT]",
+        "     └─ order-service: GET [CLIENT]",
+    ])
