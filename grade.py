@@ -14,6 +14,7 @@ For instructors (see the README's "For instructors"):
     python grade.py --selftest [--mutant NAME]             prove the checks catch the catalogue of mistakes
     python grade.py --package gradescope [--output ZIP]    build a Gradescope autograder
     python grade.py --diff --target PATH                   a learner's files beside the reference
+    python grade.py --release OUT                          the learner release of the kit (no answers)
 
 Exit codes: 0 every check passed, 1 some check failed, 2 the grader could not run.
 (--batch: 0 when the batch was graded; --selftest: 0 when every mutant behaves as its manifest says.)
@@ -21,7 +22,10 @@ Exit codes: 0 every check passed, 1 some check failed, 2 the grader could not ru
 from __future__ import annotations
 
 import argparse
+import math
+import os
 import sys
+import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
@@ -53,20 +57,65 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     mode.add_argument("--selftest", action="store_true", help="grade the catalogue of broken solutions in selftest/")
     mode.add_argument("--package", choices=["gradescope"], help="build an autograder package for that platform")
     mode.add_argument("--diff", action="store_true", help="show each learner file of --target as a diff against solution/")
+    mode.add_argument("--release", metavar="OUT", help="build the learner release of the kit into the new folder OUT "
+                                                       "(no solution/, no selftest/, nothing that reveals the answer)")
     instructor.add_argument("--jobs", type=int, help="--batch/--selftest: submissions graded at a time (default: cores)")
     instructor.add_argument("--mutant", action="append", help="--selftest: only this mutant (repeatable)")
     args = parser.parse_args(argv)
     if args.jobs is not None and args.jobs < 1:
         parser.error("--jobs must be at least 1")
-    if args.timeout <= 0:
-        parser.error("--timeout must be a positive number of seconds")
+    if not math.isfinite(args.timeout) or args.timeout <= 0:
+        parser.error(f"--timeout {args.timeout:g}: give a finite, positive number of seconds")
     if args.batch and not args.output:
         parser.error("--batch needs --output OUT (the folder for the gradebook and the reports)")
-    if (args.batch or args.selftest or args.package) and (args.target or args.solution or args.watch or args.only):
-        parser.error("--batch, --selftest and --package grade their own trees: drop --target/--solution/--watch/--only")
+    if (args.batch or args.selftest or args.package or args.release) and (args.target or args.solution or args.watch
+                                                                           or args.only):
+        parser.error("--batch, --selftest, --package and --release take no --target/--solution/--watch/--only")
+    if args.release:
+        _check_new_folder(parser, Path(args.release))
+    elif args.output:
+        _check_output(parser, Path(args.output), folder=bool(args.batch))
     if args.diff and (args.solution or args.watch):
         parser.error("--diff shows --target PATH (default exercise/) against solution/")
     return args
+
+
+def _writable(folder: Path) -> str | None:
+    """Why files cannot be made in `folder` (None: they can). Tried for real: permissions say
+    nothing about a read-only file system, or to root."""
+    if not folder.is_dir():
+        return "no such folder" if not folder.exists() else "not a folder"
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".grade-probe-", dir=folder)
+    except OSError as exc:
+        return f"cannot write there ({exc.strerror or exc})"
+    os.close(fd)
+    os.unlink(probe)
+    return None
+
+
+def _check_output(parser: _Parser, output: Path, *, folder: bool) -> None:
+    """--output is checked before any grading: a folder (--batch) or a file in a folder that exists
+    and can be written."""
+    if folder:
+        if output.exists() and not output.is_dir():
+            parser.error(f"--output {output}: exists and is not a folder; --batch writes a folder")
+        where = output if output.is_dir() else output.parent
+    else:
+        if output.is_dir():
+            parser.error(f"--output {output}: is a folder; give a file name")
+        where = output.parent
+    why = _writable(where)
+    if why is not None:
+        parser.error(f"--output {output}: {where or '.'}: {why}")
+
+
+def _check_new_folder(parser: _Parser, out: Path) -> None:
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        parser.error(f"--release {out}: exists and is not an empty folder; give a new folder")
+    why = _writable(out.parent)
+    if why is not None:
+        parser.error(f"--release {out}: {out.parent}: {why}")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -4,11 +4,21 @@ after each check and put back."""
 from __future__ import annotations
 
 import sys
-from types import FunctionType, ModuleType
+from types import BuiltinFunctionType, FunctionType, ModuleType
 
-#: Packages whose own functions and classes must not change while checks run.
+#: Packages whose own functions and classes must not change while checks run: the kit's, the
+#: test runner's, and the standard-library machinery the checks and the result path run on
+#: (the asyncio runner and event loop, JSON and HMAC that sign the results, threads, signals).
 WATCHED_PACKAGES = ("kit", "checks", "pytest", "_pytest", "pluggy", "pytest_asyncio",
-                    "opentelemetry.sdk.trace.export.in_memory_span_exporter")
+                    "opentelemetry.sdk.trace.export.in_memory_span_exporter",
+                    "asyncio", "json", "hmac", "hashlib", "threading", "concurrent.futures", "contextlib",
+                    "contextvars", "functools", "signal", "selectors", "traceback", "inspect", "copy",
+                    "weakref", "types", "enum", "dataclasses", "operator")
+#: Modules whose built-in functions (written in C) are watched too, by identity: replacing
+#: `os.write`, `time.monotonic` or `builtins.isinstance` is as much tampering as replacing a
+#: Python function.
+WATCHED_BUILTINS = ("builtins", "os", "posix", "time", "signal", "_signal", "_asyncio", "_json", "_hashlib",
+                    "_thread", "gc", "sys", "select", "_functools", "_operator")
 #: Module globals that change legitimately during a run.
 ALLOWED_TO_CHANGE = {("kit.harness.learner", "_hung_import")}
 
@@ -16,7 +26,7 @@ _MISSING = object()
 
 
 def _watched(name: str) -> bool:
-    return any(name == p or name.startswith(p + ".") for p in WATCHED_PACKAGES)
+    return any(name == p or name.startswith(p + ".") for p in WATCHED_PACKAGES) and name not in WATCHED_BUILTINS
 
 
 def _ours(name: str) -> bool:
@@ -53,6 +63,13 @@ class ModuleGuard:
                                if not k.startswith("__") or k in ("__init__", "__call__", "__eq__")}
                     owners.append((value, f"{name}.{attr}", members, {}))
             owners.append((module, name, kept, copies))
+        for name in WATCHED_BUILTINS:
+            module = sys.modules.get(name)
+            if isinstance(module, ModuleType):
+                kept = {attr: value for attr, value in vars(module).items()
+                        if not attr.startswith("__") and (isinstance(value, BuiltinFunctionType)
+                                                          or _defined_in(value, name))}
+                owners.append((module, name, kept, {}))
         self._owners = owners
         return self
 

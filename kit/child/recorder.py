@@ -163,24 +163,16 @@ class _ImportWatcher:
 class Recorder:
     """Records collection and results as JSON lines; enforces the per-check time limit."""
 
-    def __init__(self, events: Path, timeout_s: float = 10.0, *,
+    def __init__(self, events: Path | int, timeout_s: float = 10.0, *,
                  key: bytes = b"", doomed: dict[str, str] | None = None) -> None:
-        self._fd = os.open(events, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-        self._key = key
-        self._seq = 0
+        fd = events if isinstance(events, int) else os.open(events, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         self.timeout_s = timeout_s
         self.limit_s = timeout_s
-        self.failures: dict[str, str] = {}
-        self.finished: set[str] = set()   # checks whose test function ran to its end
         self.course = load_course()
-        self._guard: ModuleGuard | None = None
         self._timed_out: str | None = None    # the check that ran past its limit, if any
-        # Bound now, before any learner code runs: replacing these methods on the class later
-        # (a monkeypatch at import) cannot change how results are reported.
-        self._emit = self._emit
-        self._finish = self._finish
         self._importing: list[str] = []       # learner modules whose code is running now
         self._import_hung: str | None = None  # the module whose import ran past its limit
+        self._result_path(fd, key)
         self._watcher = _ImportWatcher(self, dict(doomed or {}))
         sys.meta_path.insert(0, self._watcher)
 
@@ -192,13 +184,6 @@ class Recorder:
     def pytest_unconfigure(self, config) -> None:
         if self._watcher in sys.meta_path:
             sys.meta_path.remove(self._watcher)
-
-    def _emit(self, **event) -> None:
-        event["seq"] = self._seq
-        self._seq += 1
-        line = sign(self._key, event).encode()
-        while line:  # one write per line: a crash never leaves half a line behind a whole one
-            line = line[os.write(self._fd, line):]
 
     def pytest_collectreport(self, report) -> None:
         if report.failed:  # a check module that does not even import: the kit itself is broken
@@ -226,45 +211,114 @@ class Recorder:
             checks.append(info.to_dict())
         self._emit(event=EVENT.COLLECTED, checks=checks)
 
-    @pytest.hookimpl(hookwrapper=True)
-    def pytest_runtest_protocol(self, item, nextitem):
-        if self._guard is None:  # before the first check, so before any learner code runs
-            guard = ModuleGuard().take()
-            self._guard, self._guard_changes, self._guard_restore = guard, guard.changes, guard.restore
-        self._timed_out = self._import_hung = None
-        self._emit(event=EVENT.STARTED, nodeid=item.nodeid, limit=self.limit_s)
+    def _result_path(self, fd: int, key: bytes) -> None:
+        """Build the path a verdict takes, before any learner code runs, as closures: the
+        events file, its key, the checks' outcomes and the guard live in these functions' own
+        variables, never in attributes of this instance, so code that finds the Recorder (say,
+        through `gc`) cannot wrap or rewrite how results are reported. pytest registers the two
+        hooks below when the Recorder is registered; replacing them on the instance afterwards
+        changes nothing. Only progress events (`_emit`: collected, importing, imported) can be
+        written through the instance."""
+        write, signed, guard_class, leave, where = os.write, sign, ModuleGuard, _leave, _where
+        describe, running_elsewhere, info_of = _message, _learner_code_running_elsewhere, check_info
+        timeout_class, failed_cause, timeout_cause, tampered = CheckTimeout, Cause.FAILED, Cause.TIMEOUT, Cause.TAMPERED
+        seq = [0]
+        failures: dict[str, str] = {}
+        finished: set[str] = set()            # checks whose test function ran to its end
+        guard: list = []                      # [changes, restore] of the ModuleGuard, once taken
+        recorder = self
 
-        def on_alarm(signum, frame):
-            if self._timed_out is None:
-                self._timed_out = item.nodeid
-                if self._importing:
-                    self._import_hung = self._importing[-1]
-                signal.setitimer(signal.ITIMER_REAL, STUCK_GRACE_S)
-                raise CheckTimeout()
-            # Still stuck after the timeout: report it now and leave (the runner goes on).
-            self._finish(item, self.failures.pop(item.nodeid, None)
-                         or f"timed out after {self.limit_s:g} s{_where(frame)}", Cause.TIMEOUT)
-            _leave(EXIT_STUCK)
+        def emit(**event) -> None:
+            event["seq"] = seq[0]
+            seq[0] += 1
+            line = signed(key, event).encode()
+            while line:  # one write per line: a crash never leaves half a line behind a whole one
+                line = line[write(fd, line):]
 
-        previous = signal.signal(signal.SIGALRM, on_alarm)
-        signal.setitimer(signal.ITIMER_REAL, self.limit_s)
-        try:
+        def finish(item, message: str | None, cause: Cause = failed_cause) -> None:
+            """Emit the check's result (after undoing and reporting any tampering)."""
+            replaced = guard[0]() if guard else []
+            if replaced:
+                guard[1]()
+                shown = ", ".join(replaced[:5]) + (f" and {len(replaced) - 5} more" if len(replaced) > 5 else "")
+                warning = (f"your code replaced part of the grader while {info_of(item).id} ran ({shown}); "
+                           "that check fails, the originals were put back")
+                emit(event=EVENT.WARNING, message=warning)
+                message, cause = f"not graded: {warning}", tampered
+            emit(event=EVENT.RESULT, nodeid=item.nodeid, status="passed" if message is None else "failed",
+                 message=message or "", cause=None if message is None else cause.value)
+
+        @pytest.hookimpl(hookwrapper=True)
+        def pytest_runtest_protocol(item, nextitem):
+            if not guard:  # before the first check, so before any learner code runs
+                taken = guard_class().take()
+                guard[:] = [taken.changes, taken.restore]
+            recorder._timed_out = recorder._import_hung = None
+            timed_out = [False]
+            limit_s = recorder.limit_s
+            emit(event=EVENT.STARTED, nodeid=item.nodeid, limit=limit_s)
+
+            def on_alarm(signum, frame):
+                if not timed_out[0]:
+                    timed_out[0] = True
+                    recorder._timed_out = item.nodeid
+                    if recorder._importing:
+                        recorder._import_hung = recorder._importing[-1]
+                    signal.setitimer(signal.ITIMER_REAL, STUCK_GRACE_S)
+                    raise timeout_class()
+                # Still stuck after the timeout: report it now and leave (the runner goes on).
+                finish(item, failures.pop(item.nodeid, None)
+                       or f"timed out after {limit_s:g} s{where(frame)}", timeout_cause)
+                leave(EXIT_STUCK)
+
+            previous = signal.signal(signal.SIGALRM, on_alarm)
+            signal.setitimer(signal.ITIMER_REAL, limit_s)
+            try:
+                outcome = yield
+            finally:
+                signal.setitimer(signal.ITIMER_REAL, 0)
+                signal.signal(signal.SIGALRM, previous)
+            message = failures.pop(item.nodeid, None)
+            if message is None and outcome.excinfo is not None:
+                exc = outcome.excinfo[1]
+                message = (f"the check was stopped by {type(exc).__name__}"
+                           f"{': ' + str(exc) if str(exc) else ''} before it finished (did your code call "
+                           "pytest.exit() or raise KeyboardInterrupt?)")
+            elif message is None and item.nodeid not in finished:
+                message = "the check did not run to its end (something stopped it before its verdict)"
+            finish(item, message, timeout_cause if timed_out[0] else failed_cause)
+            if timed_out[0] and running_elsewhere(getattr(item.config, "workshop_target", None)
+                                                  and str(item.config.workshop_target)):
+                leave(EXIT_STUCK)  # a thread still runs the learner's code: the next check starts afresh
+
+        @pytest.hookimpl(hookwrapper=True)
+        def pytest_runtest_makereport(item, call):
             outcome = yield
-        finally:
-            signal.setitimer(signal.ITIMER_REAL, 0)
-            signal.signal(signal.SIGALRM, previous)
-        message = self.failures.pop(item.nodeid, None)
-        if message is None and outcome.excinfo is not None:
-            exc = outcome.excinfo[1]
-            message = (f"the check was stopped by {type(exc).__name__}"
-                       f"{': ' + str(exc) if str(exc) else ''} before it finished (did your code call "
-                       "pytest.exit() or raise KeyboardInterrupt?)")
-        elif message is None and item.nodeid not in self.finished:
-            message = "the check did not run to its end (something stopped it before its verdict)"
-        self._finish(item, message, Cause.TIMEOUT if self._timed_out == item.nodeid else Cause.FAILED)
-        if self._timed_out and _learner_code_running_elsewhere(getattr(item.config, "workshop_target", None)
-                                                                and str(item.config.workshop_target)):
-            _leave(EXIT_STUCK)  # a thread still runs the learner's code: the next check starts afresh
+            report = outcome.get_result()
+            # The outcome itself, not the report's passed/failed properties: a property can be
+            # replaced on the class by the code being graded.
+            if call.when == "call" and report.outcome == "passed":
+                finished.add(item.nodeid)
+            if report.outcome == "failed" and item.nodeid not in failures:
+                if call.excinfo is not None:
+                    failures[item.nodeid] = describe(call.excinfo, recorder.limit_s, recorder._import_hung)
+                    if call.excinfo.errisinstance(timeout_class):
+                        recorder.limit_s = min(recorder.limit_s, AFTER_TIMEOUT_S)
+                else:
+                    failures[item.nodeid] = str(report.longrepr)[-MAX_MESSAGE:]
+            elif report.outcome == "skipped" and item.nodeid not in failures:
+                failures[item.nodeid] = "skipped: " + str(report.longrepr[-1] if isinstance(report.longrepr, tuple)
+                                                          else report.longrepr)
+
+        progress = (EVENT.COLLECTED, EVENT.IMPORTING, EVENT.IMPORTED)
+
+        def progress_only(**event) -> None:
+            if event.get("event") in progress:
+                emit(**event)
+
+        self._emit = progress_only
+        self.pytest_runtest_protocol = pytest_runtest_protocol
+        self.pytest_runtest_makereport = pytest_runtest_makereport
 
     def _import_started(self, module: str):
         """Shorten the check's alarm to `IMPORT_LIMIT_S` while `module`'s code runs."""
@@ -281,34 +335,3 @@ class Recorder:
             return
         remaining, started = token
         signal.setitimer(signal.ITIMER_REAL, max(remaining - (time.monotonic() - started), 0.001))
-
-    def _finish(self, item, message: str | None, cause: Cause = Cause.FAILED) -> None:
-        """Emit the check's result (after undoing and reporting any tampering)."""
-        replaced = self._guard_changes() if self._guard is not None else []
-        if replaced:
-            self._guard_restore()
-            shown = ", ".join(replaced[:5]) + (f" and {len(replaced) - 5} more" if len(replaced) > 5 else "")
-            warning = (f"your code replaced part of the grader while {check_info(item).id} ran ({shown}); "
-                       "that check fails, the originals were put back")
-            self._emit(event=EVENT.WARNING, message=warning)
-            message, cause = f"not graded: {warning}", Cause.TAMPERED
-        self._emit(event=EVENT.RESULT, nodeid=item.nodeid, status="passed" if message is None else "failed",
-                   message=message or "", cause=None if message is None else cause.value)
-
-    @pytest.hookimpl(hookwrapper=True)
-    def pytest_runtest_makereport(self, item, call):
-        outcome = yield
-        report = outcome.get_result()
-        # The outcome itself, not the report's passed/failed properties: a property can be
-        # replaced on the class by the code being graded.
-        if call.when == "call" and report.outcome == "passed":
-            self.finished.add(item.nodeid)
-        if report.outcome == "failed" and item.nodeid not in self.failures:
-            if call.excinfo is not None:
-                self.failures[item.nodeid] = _message(call.excinfo, self.limit_s, self._import_hung)
-                if call.excinfo.errisinstance(CheckTimeout):
-                    self.limit_s = min(self.limit_s, AFTER_TIMEOUT_S)
-            else:
-                self.failures[item.nodeid] = str(report.longrepr)[-MAX_MESSAGE:]
-        elif report.outcome == "skipped" and item.nodeid not in self.failures:
-            self.failures[item.nodeid] = "skipped: " + str(report.longrepr[-1] if isinstance(report.longrepr, tuple) else report.longrepr)

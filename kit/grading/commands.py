@@ -11,7 +11,8 @@ from pathlib import Path
 from kit import ROOT
 from kit.course import load_course
 from kit.grading.runner import GradingError, run_checks
-from kit.grading.submission import TargetError, resolve_target
+from kit.grading.submission import TargetError, prepare, resolve_target
+from kit.results import GradeReport
 
 
 #: One grading child per core for a single tree (the checks are independent).
@@ -38,30 +39,41 @@ def grade_command(args: Namespace) -> int:
         return package_command(args)
     if getattr(args, "diff", False):
         return diff_command(args)
+    if getattr(args, "release", None):
+        return release_command(args)
     console_out = sys.stdout
     try:
         _valid_only(args.only)
         target_path = ROOT / "solution" if args.solution else Path(args.target) if args.target else ROOT / "exercise"
+        label = args.target if args.target else str(target_path.relative_to(ROOT)) + "/"
         if args.format == "text" and args.output is None:
             console_out.write(f"Grading {target_path} ...\n")
             console_out.flush()
-        with resolve_target(target_path) as target:
-            label = target.label if args.target else str(target_path.relative_to(ROOT)) + "/"
-            if args.watch:
+        if args.watch:
+            with resolve_target(target_path, label=label) as target:
                 return _watch(target.path, label, args)
-            report = run_checks(target.path, only=args.only, check_timeout_s=args.timeout, split=CORES)
+        report = grade_tree(target_path, label, only=args.only, check_timeout_s=args.timeout)
     except (TargetError, GradingError) as exc:
         sys.stderr.write(f"grade.py: {exc}\n")
         return 2
+    except KeyboardInterrupt:
+        from kit.grading.processes import remove_temporary
+
+        remove_temporary()
+        sys.stderr.write("grade.py: interrupted\n")
+        return 130
     if args.format == "text":
         from rich.console import Console
 
         from kit.formats.scorecard import print_scorecard
 
         if args.output:
-            with open(args.output, "w", encoding="utf-8") as handle:
-                print_scorecard(report, verbose=args.verbose, tree_label=label,
-                                console=Console(file=handle, width=100, no_color=True))
+            import io
+
+            handle = io.StringIO()
+            print_scorecard(report, verbose=args.verbose, tree_label=label,
+                            console=Console(file=handle, width=100, no_color=True))
+            write_atomically(Path(args.output), handle.getvalue())
         else:
             print_scorecard(report, verbose=args.verbose, tree_label=label)
     else:
@@ -69,10 +81,29 @@ def grade_command(args: Namespace) -> int:
 
         text = FORMATS[args.format](report)
         if args.output:
-            Path(args.output).write_text(text, encoding="utf-8")
+            write_atomically(Path(args.output), text)
         else:
             console_out.write(text)
     return 0 if report.all_passed else 1
+
+
+def grade_tree(source: Path, label: str, **options) -> GradeReport:
+    """Grade `source` (a folder or a .zip) by the kit's one policy (`kit.grading.submission.prepare`:
+    its learner files over the kit's provided code); the report is called `label` and carries
+    what did not count."""
+    with prepare(source, label=label) as prepared:
+        report = run_checks(prepared.path, split=CORES, **options)
+    return GradeReport(target=label, checks=report.checks, warnings=(*prepared.warnings, *report.warnings))
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Write `path` whole or not at all (a temporary file beside it, then a rename)."""
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        temporary.write_text(text, encoding="utf-8")
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
 
 
 def _watch(tree: Path, label: str, args: Namespace) -> int:
@@ -93,7 +124,7 @@ def _watch(tree: Path, label: str, args: Namespace) -> int:
         console.print("[dim]watching the learner files; save one to grade again, Ctrl-C to stop[/]")
 
     try:
-        watch(tree, lambda: run_checks(tree, only=args.only, check_timeout_s=args.timeout, split=CORES), show)
+        watch(tree, lambda: grade_tree(tree, label, only=args.only, check_timeout_s=args.timeout), show)
     except KeyboardInterrupt:
         return 0
     return 0
@@ -135,6 +166,11 @@ def batch_command(args: Namespace) -> int:
         sys.stderr.write(f"grade.py: {exc}\n")
         return 2
     except KeyboardInterrupt:  # the reports written so far stay; the grading children go with us
+        from kit.grading.processes import remove_temporary
+        from kit.grading.zygote import abandon_shared
+
+        abandon_shared()
+        remove_temporary()  # no temporary folder is left behind
         sys.stderr.write(f"grade.py: interrupted; the reports of the learners graded so far are in {args.output}\n")
         sys.stderr.flush()
         os._exit(130)
@@ -168,6 +204,23 @@ def package_command(args: Namespace) -> int:
         return 2
     sys.stdout.write(f"Gradescope autograder: {path}\n"
                      "Upload it as the assignment's autograder (configuration: zip file upload).\n")
+    return 0
+
+
+def release_command(args: Namespace) -> int:
+    """`--release OUT`: the learner release of the kit (no solution/, no selftest/)."""
+    from kit.instructor.release import ON_PURPOSE, ReleaseError, build_release
+
+    try:
+        out = build_release(Path(args.release))
+    except (ReleaseError, OSError) as exc:
+        sys.stderr.write(f"grade.py: {exc}\n")
+        return 2
+    sys.stdout.write(f"Learner release: {out}\n"
+                     "No solution/, selftest/, tests/ or benchmarks/; learners install it with "
+                     "`pip install -e .` and grade with `python grade.py`.\n")
+    for path, why in ON_PURPOSE.items():
+        sys.stdout.write(f"Note: {path} is in it on purpose ({why}).\n")
     return 0
 
 

@@ -10,6 +10,12 @@ that every side reads (as pytest-xdist keeps its event names).
     <- {"id": n, "pid": pid}                              the child of fork n
     <- {"exited": pid, "rc": code}                        (negative: killed by that signal)
     -> {"op": "kill", "pid": pid}                         kill the child's process group
+    -> {"op": "renice", "pid": pid, "niceness": n}        lower the priority of the child's processes
+
+(In the sandbox, pids are those of the warm parent's PID namespace: only it may signal them.
+The fork message's "isolate" ({"tree": staged folder, "hide": [folders]}, or null) tells the
+child to enter namespaces of its own; READY's "sandbox_error" says the warm parent's trial of
+that failed.)
 
 **Grading child -> grading process**: an events file, one signed line per event (`sign`,
 `verify`: a key only the two know, so lines written by anyone else are ignored), each with a
@@ -25,6 +31,7 @@ import json
 # -- warm parent <-> grading process -----------------------------------------------------------
 OP_FORK = "fork"
 OP_KILL = "kill"
+OP_RENICE = "renice"
 READY = "ready"
 ERROR = "error"
 EXITED = "exited"

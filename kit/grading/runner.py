@@ -8,8 +8,11 @@ checks once. The runner follows the events the child writes (`kit.child.recorder
 - **time limits**: each check has `check_timeout_s` (enforced inside the child with SIGALRM; a
   child stuck past it anyway is killed from outside), the whole run `total_timeout_s`;
 - **crashes**: if the child dies half-way (the learner's code called `os._exit`, crashed the
-  interpreter, or hung in C code), the check it was running fails with the reason and a fresh
-  child runs the checks not yet done. Every check gets a result, whatever happens;
+  interpreter, or hung in C code), a fresh child runs the checks not yet done, that one first:
+  the check fails with the reason (and a module whose import ended the child is refused from
+  then on) only when the crash reproduces. A child lost because its warm parent or the grading
+  process was killed from outside costs nothing: its checks are graded again in fresh
+  processes. Every check gets a result, whatever happens;
 - **honest events**: only lines signed with this run's key count, in sequence; a result for a
   check that was not running, a second result for one check, or lines written by anyone else
   are ignored and flagged in `GradeReport.warnings`;
@@ -49,6 +52,11 @@ KILL_GRACE_S = 2.0
 #: A check still running after this long gets a lower CPU priority, so that a submission stuck
 #: in a loop only uses what the others leave (a correct check takes well under a second).
 RENICE_AFTER_S = 2.0
+#: How often one check may lose its process to something outside (its warm parent killed)
+#: before it fails for it.
+LOST_RETRIES = 3
+#: The grading child's exit code when it could not isolate itself (kit.child.main).
+EXIT_SANDBOX_FAILED = 71
 
 
 # -- one grading run ---------------------------------------------------------------------------
@@ -64,7 +72,8 @@ class _Progress:
     started_any: bool = False
     ignored: int = 0
     importing: list[str] = field(default_factory=list)   # learner modules being imported now
-    doomed: dict[str, str] = field(default_factory=dict)  # modules whose import ended a child
+    doomed: dict[str, str] = field(default_factory=dict)  # modules whose import ended a child, twice
+    crashes: dict[str, list[str]] = field(default_factory=dict)  # nodeid -> how its children ended
 
     def warn(self, message: str) -> None:
         if message not in self.warnings:
@@ -184,18 +193,24 @@ def run_checks(target: Path, *, only: str | None = None, nodeids: list[str] | No
     shares = [metas[i::split] for i in range(max(1, min(split, len(metas))))]
     parts = [progress] if len(shares) == 1 else [_Progress(checks={c.nodeid: c for c in share}) for share in shares]
     grading = zygote.begin()
+    staged = None
     try:
+        staged = zygote.stage_tree(target)
         workers = [threading.Thread(target=_run, daemon=True,
-                                    args=(zygote, grading, target, part, check_timeout_s, total_timeout_s, on_stuck))
+                                    args=(zygote, grading, staged, part, check_timeout_s, total_timeout_s, on_stuck))
                    for part in parts[1:]]
         for worker in workers:
             worker.start()
-        _run(zygote, grading, target, parts[0], check_timeout_s, total_timeout_s, on_stuck)
+        _run(zygote, grading, staged, parts[0], check_timeout_s, total_timeout_s, on_stuck)
         for worker in workers:
             worker.join()
     finally:
         for warning in zygote.end(grading):
             progress.warn(warning)
+        if staged is not None:
+            zygote.unstage(staged)
+    for warning in zygote.warnings:
+        progress.warn(warning)
     if len(parts) > 1:  # one report, in the checks' own order, whatever child ran each
         for part in parts:
             progress.results.update(part.results)
@@ -213,18 +228,18 @@ def run_checks(target: Path, *, only: str | None = None, nodeids: list[str] | No
     return GradeReport(target=str(target), checks=ordered, warnings=tuple(progress.warnings))
 
 
-def _run(zygote: Zygote, grading: int, target: Path, progress: _Progress, check_timeout_s: float,
+def _run(zygote: Zygote, grading: int, staged: Path, progress: _Progress, check_timeout_s: float,
          total_timeout_s: float, on_stuck: Callable[[], None] | None) -> None:
     """Fork children until every check has a result (or the whole run is out of time)."""
     deadline = time.monotonic() + total_timeout_s
-    with tempfile.TemporaryDirectory(prefix="workshop-grade-") as scratch_dir:
+    with tempfile.TemporaryDirectory(prefix="workshop-grade-", dir=zygote.io) as scratch_dir:
         scratch = Path(scratch_dir)
         attempts = idle = 0
         while True:
             missing = [n for n in progress.checks if n not in progress.results]
             if not missing:
                 break
-            if time.monotonic() >= deadline or attempts > len(progress.checks) + 1:
+            if time.monotonic() >= deadline or attempts > 2 * len(progress.checks) + LOST_RETRIES + 1:
                 for nodeid in missing:
                     progress.results[nodeid] = progress.checks[nodeid].result(
                         Status.ERROR, f"not run: the whole grading run passed its limit of {total_timeout_s:g} s",
@@ -234,10 +249,10 @@ def _run(zygote: Zygote, grading: int, target: Path, progress: _Progress, check_
             key = os.urandom(16)
             events = scratch / f"events-{attempts}"
             reader = _EventReader(events, key, progress, set(missing), check_timeout_s)
-            request = {"target": str(target), "events": str(events), "timeout": check_timeout_s,
+            request = {"target": str(staged), "events": str(events), "timeout": check_timeout_s,
                        "nodeids": missing, "doomed": progress.doomed}
             progress.started_any, progress.importing = False, []
-            child = zygote.spawn(request, cwd=scratch, log=scratch / f"child-{attempts}.log", key=key)
+            child = zygote.spawn(request, cwd=scratch, log=scratch / f"child-{attempts}.log", key=key, staged=staged)
             try:
                 if _follow(child, reader, progress, deadline, on_stuck):
                     on_stuck = None  # told once per grading
@@ -247,17 +262,12 @@ def _run(zygote: Zygote, grading: int, target: Path, progress: _Progress, check_
                 child.kill_group()  # whatever the learner's code left running goes too
             for warning in zygote.copy_warnings(grading):
                 progress.warn(warning)
+            if child.poll() == EXIT_SANDBOX_FAILED and not progress.started_any and zygote.sandboxed:
+                raise GradingError("the grading child could not enter the sandbox: "
+                                   f"{_tail(scratch / f'child-{attempts}.log')}")
             crashed = progress.running
             if crashed is not None and crashed not in progress.results:
-                reason = _crash_reason(child, progress.limit_s)
-                if progress.importing and not child.killed:
-                    # It died importing this module: the next children refuse it at once.
-                    module = progress.importing[-1]
-                    reason += f" (while importing {module})"
-                    progress.doomed[module] = (f"importing {module} ended the grading process in an earlier "
-                                               f"check ({_crash_reason(child, progress.limit_s)})")
-                cause = Cause.TIMEOUT if child.killed else Cause.CRASH
-                progress.results[crashed] = progress.checks[crashed].result(Status.FAILED, reason, cause)
+                _crashed(child, progress, crashed)
                 progress.running = None
             if not progress.started_any and any(n not in progress.results for n in progress.checks):
                 idle += 1
@@ -266,6 +276,29 @@ def _run(zygote: Zygote, grading: int, target: Path, progress: _Progress, check_
                                        f"{_tail(scratch / f'child-{attempts}.log')}")
             else:
                 idle = 0
+
+
+def _crashed(child: ForkedChild, progress: _Progress, crashed: str) -> None:
+    """The child running `crashed` ended before its verdict. A check stopped from outside for
+    its time limit fails; otherwise the check runs again in a fresh child first, and fails (its
+    module refused from then on, if it died importing one) only when the crash reproduces. A
+    child lost because its warm parent died counts nothing, up to `LOST_RETRIES` times."""
+    reason = _crash_reason(child, progress.limit_s)
+    module = progress.importing[-1] if progress.importing and not child.killed else None
+    seen = progress.crashes.setdefault(crashed, [])
+    seen.append(reason)
+    if child.killed:
+        progress.results[crashed] = progress.checks[crashed].result(Status.FAILED, reason, Cause.TIMEOUT)
+        return
+    if child.poll() == LOST:
+        if seen.count(reason) <= LOST_RETRIES:
+            return  # not the learner's doing: graded again
+    elif seen.count(reason) < 2:
+        return  # once may be bad luck from outside (a signal, the OOM killer): graded again
+    if module is not None:
+        reason += f" (while importing {module})"
+        progress.doomed[module] = f"importing {module} ended the grading process in an earlier check ({reason})"
+    progress.results[crashed] = progress.checks[crashed].result(Status.FAILED, reason, Cause.CRASH)
 
 
 def _follow(child: ForkedChild, reader: _EventReader, progress: _Progress, deadline: float,
@@ -297,7 +330,8 @@ def _crash_reason(child: ForkedChild, limit_s: float) -> str:
     if child.killed:
         return f"timed out after {limit_s:g} s (the check had to be stopped from outside)"
     if returncode == LOST:
-        return "the grading process running this check was killed (did your code kill its parent process?)"
+        return ("the grading process running this check was lost again and again (its warm parent was killed "
+                "each time: did your code kill a process it did not start?)")
     if returncode is not None and returncode < 0:
         return f"the check's process was killed by signal {-returncode} ({_signal_name(-returncode)})"
     return (f"the check's process exited with code {returncode} in the middle of the check: "

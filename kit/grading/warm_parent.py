@@ -34,7 +34,7 @@ os.environ["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
 from kit import ROOT  # noqa: E402
 from kit.child.main import be_the_child, run  # noqa: E402
 from kit.grading import protocol  # noqa: E402
-from kit.grading.processes import kill_group  # noqa: E402
+from kit.grading.processes import kill_group, renice_tree  # noqa: E402
 from kit.grading.protocol import verify  # noqa: E402
 
 #: What the warm parent imports once, so that no child pays for it. Never learner code.
@@ -145,9 +145,10 @@ def serve() -> int:
         say({protocol.ERROR: f"{exc}"})
         return 1
     sys.stdout.flush(), sys.stderr.flush()
+    sandbox_error = _try_isolation() if os.environ.get("WORKSHOP_SANDBOXED") == "1" else None
     gc.collect()
     gc.freeze()  # what the warm-up built is never collected again, in any child
-    say({protocol.READY: True, "checks": checks, "files": _kit_files_in_use()})
+    say({protocol.READY: True, "checks": checks, "files": _kit_files_in_use(), "sandbox_error": sandbox_error})
 
     children: set[int] = set()
     pending = b""
@@ -172,9 +173,41 @@ def serve() -> int:
                     say({"id": message["id"], "pid": pid})
                 elif message["op"] == protocol.OP_KILL and message["pid"] in children:
                     kill_group(message["pid"])
+                elif message["op"] == protocol.OP_RENICE and message["pid"] in children:
+                    renice_tree(message["pid"], int(message.get("niceness", 19)))
     finally:
         for pid in children:
             kill_group(pid)
+
+
+def _try_isolation() -> str | None:
+    """Fork once as a grading child would isolate itself (kit.child.main): None when it works,
+    else why not (the grading process then grades unsandboxed and says so)."""
+    from kit.child.main import trial_isolation
+
+    with tempfile.TemporaryDirectory(prefix="workshop-trial-") as scratch:
+        (Path(scratch) / "services").mkdir()
+        read_end, write_end = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            code = 1
+            try:
+                os.close(read_end)
+                trial_isolation(scratch)
+                code = 0
+            except BaseException as exc:  # noqa: BLE001
+                os.write(write_end, f"{type(exc).__name__}: {exc}".encode()[:500])
+            finally:
+                os._exit(code)
+        os.close(write_end)
+        said = b""
+        while chunk := os.read(read_end, 4096):
+            said += chunk
+        os.close(read_end)
+        _, status = os.waitpid(pid, 0)
+    if os.waitstatus_to_exitcode(status) == 0:
+        return None
+    return said.decode("utf-8", "replace") or f"exit status {os.waitstatus_to_exitcode(status)}"
 
 
 def _reap(children: set[int], say) -> None:

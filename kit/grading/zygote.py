@@ -4,6 +4,17 @@ grading children, kills them, and learns how they exited (`kit.grading.protocol`
 
 One warm parent is shared by every grading in a process (`shared_zygote`), and replaced when the
 kit's grading files change; `kit.instructor.batch` runs several gradings on one at once.
+
+**The sandbox** (`kit.grading.sandbox`, design (b) of docs/sandbox.md): when `sandbox.available()`,
+the warm parent runs inside bubblewrap, seeing only the Python installation, the kit's private
+copy (at `/grading/kit`), the staging folder (one copy of each graded tree's `services/`) and
+the exchange folder (events FIFOs, child logs); every child it forks enters namespaces of its own
+(its tree read-only at `/grading/tree`, no network, a private size-limited `/tmp`, its own PID
+namespace whose PID 1 is the grading process: whatever the learner's code starts dies with it)
+and drops every capability. PIDs the warm parent reports are PIDs of its sandbox: the grading
+process never signals them itself (kills and renices go through the warm parent). When no
+sandbox can be made, grading runs as before and every report says so (`UNSANDBOXED`). Either
+way the children get an environment built from an allow-list (no instructor's token).
 """
 from __future__ import annotations
 
@@ -20,15 +31,35 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kit import ROOT
-from kit.grading import protocol
+from kit.grading import protocol, sandbox
 from kit.grading.errors import GradingError, listed as _listed
 from kit.grading.integrity import KitFiles
 from kit.grading.errors import log_tail as _tail
-from kit.grading.processes import kill_group, kill_group_only
+from kit.grading.processes import forget_folder, kill_group, kill_group_only, temporary_folder
 from kit.results import CheckInfo
 
 #: The exit code reported for a child whose warm parent died (its real code is unknown).
 LOST = 1000
+#: Every report of an unsandboxed run carries a warning that starts so (not a sign of tampering).
+UNSANDBOXED = "grading unsandboxed"
+#: Environment every grading child (and the warm parent) gets on top of the allow-list.
+GRADING_ENV = {"OTEL_SEMCONV_STABILITY_OPT_IN": "http", "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1",
+               "PYTHONDONTWRITEBYTECODE": "1"}
+
+
+def is_unsandboxed_note(warning: str) -> bool:
+    return warning.startswith(UNSANDBOXED)
+
+
+_said: set[str] = set()
+
+
+def _say_once(note: str | None) -> None:
+    """The one warning line an unsandboxed run prints (once per process)."""
+    if note and note not in _said:
+        _said.add(note)
+        sys.stderr.write(f"grade.py: warning: {note}\n")
+        sys.stderr.flush()
 
 
 class Zygote:
@@ -38,18 +69,30 @@ class Zygote:
     warm parent dies (a submission killed it), the next `spawn` starts a new one.
     """
 
-    def __init__(self, *, startup_timeout_s: float = 120.0) -> None:
+    def __init__(self, *, startup_timeout_s: float = 120.0, sandboxed: bool | None = None) -> None:
         self.kit_files = KitFiles.take(ROOT)
-        self.scratch = Path(tempfile.mkdtemp(prefix="workshop-zygote-"))
+        self.scratch = temporary_folder("workshop-zygote-")
         try:
-            self._prepare(startup_timeout_s)
+            self._prepare(startup_timeout_s, sandboxed)
         except BaseException:
-            shutil.rmtree(self.scratch, ignore_errors=True)
+            forget_folder(self.scratch)
             raise
 
-    def _prepare(self, startup_timeout_s: float) -> None:
+    def _prepare(self, startup_timeout_s: float, sandboxed: bool | None) -> None:
         self.kit_root = self.scratch / "kit"
         self.kit_files.copy_to(self.kit_root)
+        self.stage = self.scratch / "stage"      # one copy of each graded tree's services/
+        self.io = self.scratch / "io"            # the runner's events FIFOs and child logs
+        self.home = self.scratch / "home"        # HOME and TMPDIR of unsandboxed children
+        for folder in (self.stage, self.io, self.home):
+            folder.mkdir()
+        ok, why = sandbox.available()
+        if sandboxed is False or os.environ.get("WORKSHOP_SANDBOX") == "off":
+            ok, why = False, ("switched off (WORKSHOP_SANDBOX=off)" if sandboxed is None else "switched off by the caller")
+        self.sandboxed = ok
+        self.sandbox_note = why.split(": grading runs unsandboxed")[0]
+        self._staged = 0
+        _say_once(f"{UNSANDBOXED}: {self.sandbox_note}" if not ok else None)
         self.startup_timeout_s = startup_timeout_s
         self.checks: list[CheckInfo] = []
         self.files: list[str] = []               # the kit's files the grading children import
@@ -68,14 +111,43 @@ class Zygote:
     def alive(self) -> bool:
         return self._proc is not None and self._proc.poll() is None and self._state.get("ready", False)
 
+    @property
+    def warnings(self) -> list[str]:
+        """What every report graded by this warm parent must say (the run was not sandboxed)."""
+        return [] if self.sandboxed else [f"{UNSANDBOXED} ({self.sandbox_note}): the learner's code ran without "
+                                          "the sandbox's limits (see the README, Hostile submissions)"]
+
+    def child_env(self) -> dict[str, str]:
+        """The whole environment of a grading child: an allow-list, never the caller's tokens."""
+        if self.sandboxed:
+            return sandbox.environment(sandbox.SandboxSpec(kit=self.kit_root, python=(), env=GRADING_ENV))
+        env = sandbox.environment(sandbox.SandboxSpec(python=(), env=GRADING_ENV))
+        env.update({"PYTHONPATH": str(self.kit_root), "HOME": str(self.home), "TMPDIR": str(self.home)})
+        return env
+
+    def _popen(self, log) -> subprocess.Popen:
+        argv = [sys.executable, "-m", "kit.grading.warm_parent", "--serve"]
+        if self.sandboxed:
+            spec = sandbox.SandboxSpec(kit=self.kit_root, ro_binds=(self.stage,), rw_binds=(self.io,),
+                                       env={**GRADING_ENV, "WORKSHOP_SANDBOXED": "1"}, confined=False,
+                                       mount_points=(sandbox.TREE_MOUNT,), cwd=str(self.io))
+            return sandbox.popen(spec, argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log)
+        return subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, cwd=self.io,
+                                env=self.child_env(), start_new_session=True)
+
     def _start(self) -> None:
         self._state: dict = {"replies": {}, "exited": {}, "spawned": set(), "ready": False, "error": None}
         self.kit_files.restore(self.kit_root)
         log = open(self.scratch / "zygote.log", "ab")
-        self._proc = subprocess.Popen([sys.executable, "-m", "kit.grading.warm_parent", "--serve"], stdin=subprocess.PIPE,
-                                      stdout=subprocess.PIPE, stderr=log, cwd=self.scratch,
-                                      env=_child_env(self.kit_root), start_new_session=True)
-        log.close()
+        try:
+            self._proc = self._popen(log)
+        except (OSError, sandbox.SandboxError) as exc:
+            if not self.sandboxed:
+                raise
+            self.sandboxed, self.sandbox_note = False, f"the sandbox could not start ({exc})"
+            self._proc = self._popen(log)
+        finally:
+            log.close()
         self._next_id = 0
         state, proc = self._state, self._proc
         threading.Thread(target=self._read, args=(proc, state), name="zygote-reader", daemon=True).start()
@@ -83,6 +155,12 @@ class Zygote:
         with self._cond:
             while not state["ready"] and state["error"] is None and time.monotonic() < deadline:
                 self._cond.wait(0.1)
+        if state["ready"] and state.get("sandbox_error") and self.sandboxed:
+            # The sandbox starts, but a child cannot isolate itself: grade unsandboxed, and say why.
+            self._stop(proc)
+            self.sandboxed = False
+            self.sandbox_note = f"a grading child could not enter its own namespaces ({state['sandbox_error']})"
+            return self._start()
         if not state["ready"]:
             self._stop(proc)
             if state["error"]:
@@ -100,6 +178,7 @@ class Zygote:
                 if protocol.READY in message:
                     self.checks = [CheckInfo.from_dict(c) for c in message["checks"]]
                     self.files = message.get("files", [])
+                    state["sandbox_error"] = message.get("sandbox_error")
                     state["ready"] = True
                 elif protocol.ERROR in message:
                     state["error"] = message[protocol.ERROR]
@@ -108,16 +187,34 @@ class Zygote:
                 elif protocol.EXITED in message:
                     state["exited"][message[protocol.EXITED]] = message["rc"]
                 self._cond.notify_all()
+        if self.sandboxed:  # its sandbox, and every child in it, ended with it
+            sandbox.kill(proc, timeout_s=2.0)
         with self._cond:  # the warm parent is gone: its children are orphans, stop them
             for pid in state["spawned"] - set(state["exited"]):
-                kill_group(pid)
+                if not self.sandboxed:  # a sandboxed pid means another process out here: never signal it
+                    kill_group(pid)
                 state["exited"][pid] = LOST
             state["error"] = state["error"] or "the warm parent exited"
             state["ready"] = False
             self._cond.notify_all()
 
-    def spawn(self, request: dict, *, cwd: Path, log: Path, key: bytes) -> "ForkedChild":
-        """Fork a grading child for `request` (see `kit.grading.warm_parent.run`)."""
+    def stage_tree(self, target: Path) -> Path:
+        """A copy of `target`'s services/ in the staging folder (links stay links: never followed);
+        remove it with `unstage`. The child sees it, read-only, at `sandbox.TREE_MOUNT`."""
+        with self._cond:
+            self._staged += 1
+            staged = self.stage / str(self._staged)
+        staged.mkdir()
+        shutil.copytree(Path(target) / "services", staged / "services", symlinks=True,
+                        ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        return staged
+
+    def unstage(self, staged: Path) -> None:
+        shutil.rmtree(staged, ignore_errors=True)
+
+    def spawn(self, request: dict, *, cwd: Path, log: Path, key: bytes, staged: Path | None = None) -> "ForkedChild":
+        """Fork a grading child for `request` (see `kit.grading.warm_parent.run`). With the
+        sandbox, `staged` (from `stage_tree`) is the tree it isolates itself with."""
         with self._lock:
             if not self.alive:
                 self._stop(self._proc)
@@ -125,8 +222,17 @@ class Zygote:
             state = self._state
             self._next_id += 1
             ident = self._next_id
-            message = {"op": protocol.OP_FORK, "id": ident, "request": request, "env": _child_env(self.kit_root),
-                       "cwd": str(cwd), "log": str(log), "key": key.hex()}
+            request = dict(request)
+            if self.sandboxed and staged is not None:
+                request["target"] = sandbox.TREE_MOUNT
+                isolate = {"tree": str(staged), "hide": [str(self.stage), str(self.io)]}
+                cwd_now = sandbox.WORK
+            else:
+                if staged is not None:
+                    request["target"] = str(staged)
+                isolate, cwd_now = None, str(cwd)
+            message = {"op": protocol.OP_FORK, "id": ident, "request": request, "env": self.child_env(),
+                       "cwd": cwd_now, "log": str(log), "key": key.hex(), "isolate": isolate}
             try:
                 self._proc.stdin.write(protocol.encode(message))
                 self._proc.stdin.flush()
@@ -141,17 +247,25 @@ class Zygote:
         return ForkedChild(self, state, pid)
 
     def kill(self, state: dict, pid: int) -> None:
+        if self._tell(state, {"op": protocol.OP_KILL, "pid": pid}):
+            return
+        with self._cond:
+            if pid not in state["exited"] and not self.sandboxed:
+                kill_group(pid)
+
+    def renice(self, state: dict, pid: int, niceness: int) -> None:
+        self._tell(state, {"op": protocol.OP_RENICE, "pid": pid, "niceness": niceness})
+
+    def _tell(self, state: dict, message: dict) -> bool:
         with self._lock:
             if state is self._state and self.alive:
                 try:
-                    self._proc.stdin.write(protocol.encode({"op": protocol.OP_KILL, "pid": pid}))
+                    self._proc.stdin.write(protocol.encode(message))
                     self._proc.stdin.flush()
-                    return
+                    return True
                 except OSError:
                     pass
-        with self._cond:
-            if pid not in state["exited"]:
-                kill_group(pid)
+        return False
 
     def wait_exit(self, state: dict, pid: int, timeout_s: float | None = None) -> int | None:
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
@@ -205,12 +319,22 @@ class Zygote:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+        if self.sandboxed or proc.args[:1] != [sys.executable]:
+            sandbox.kill(proc, timeout_s=2.0)  # bwrap's group: whatever is left inside goes too
 
     def close(self) -> None:
         with self._lock:
             self._stop(self._proc)
             self._proc = None
-        shutil.rmtree(self.scratch, ignore_errors=True)
+        forget_folder(self.scratch)
+
+    def abandon(self) -> None:
+        """On Ctrl-C, without waiting for anything: kill the warm parent (its sandbox, and every
+        child with it) and remove the scratch folder."""
+        proc = self._proc
+        if proc is not None:
+            sandbox.kill(proc, timeout_s=1.0) if proc.args[:1] != [sys.executable] else proc.kill()
+        forget_folder(self.scratch)
 
 
 @dataclass
@@ -237,17 +361,16 @@ class ForkedChild:
         return LOST if self.pid is None else self.zygote.wait_exit(self.state, self.pid, timeout_s)
 
     def kill_group(self) -> None:
-        """Kill what is left of this child's process group (the child itself has exited)."""
-        if self.pid is not None:
+        """Kill what is left of this child's process group (the child itself has exited). In the
+        sandbox there is nothing to do (its PID namespace ended with it) and its pid means
+        another process out here."""
+        if self.pid is not None and not self.zygote.sandboxed:
             kill_group_only(self.pid)
 
     def renice(self, niceness: int) -> bool:
-        """Lower the CPU priority of the child and whatever it started."""
-        try:
-            if self.pid is not None and self.poll() is None:
-                os.setpriority(os.PRIO_PGRP, self.pid, niceness)
-        except OSError:
-            pass
+        """Lower the CPU priority of the child and whatever it started (the warm parent does it)."""
+        if self.pid is not None and self.poll() is None:
+            self.zygote.renice(self.state, self.pid, niceness)
         return True
 
 
@@ -273,10 +396,8 @@ def _close_shared() -> None:
         _shared.close()
 
 
-def _child_env(kit_root: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "WORKSHOP_TARGET"))}
-    env["OTEL_SEMCONV_STABILITY_OPT_IN"] = "http"
-    env["PYTHONDONTWRITEBYTECODE"] = "1"
-    env["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
-    env["PYTHONPATH"] = str(kit_root)
-    return env
+def abandon_shared() -> None:
+    """Ctrl-C: end this process's warm parent at once (see `Zygote.abandon`)."""
+    if _shared is not None:
+        _shared.abandon()
+

@@ -1,8 +1,10 @@
 """Grading a whole class: `python grade.py --batch DIR --output OUT [--jobs N]`.
 
 `DIR` holds one submission per learner, each a folder or a `.zip` (as `--target` takes them),
-named after the learner (`alice/`, `bob.zip`). Every submission is graded in its own temporary
-copy and its own grading child, forked from one warm parent (`kit.grading.runner.Zygote`), so no
+named after the learner (`alice/`, `bob.zip`). Only each submission's learner files count: they
+are laid over the kit's own provided code (`kit.grading.submission.prepare`, the policy of every
+way of grading), and a provided file that differs is named in the report. Every submission is
+graded in its own temporary copy and its own grading child, forked from one warm parent (`kit.grading.runner.Zygote`), so no
 submission pays the interpreter's start-up and none can see another's state; `--jobs` of them at
 a time (default: the number of cores), in name order. A submission stuck in a loop gets the
 lowest CPU priority after a couple of seconds and stops counting against `--jobs`, so it never
@@ -22,13 +24,17 @@ the grading, see `kit.grading.integrity`); or `invalid` when the submission coul
 crashes, hangs or times out is still graded: the checks it broke fail with the reason, the others
 count, and it never stops or holds up the rest of the batch.
 
-**Earlier results are never lost.** When `OUT` already holds results of an earlier run
-(`gradebook.csv`, `summary.txt`, `*.json`), they are moved into `OUT/previous/<date-time>/`
-before grading starts, and the summary says so.
+**Earlier results are never lost.** When `OUT` already holds results of an earlier run (its
+`gradebook.csv`, `summary.txt` and the reports that gradebook names), they are moved into
+`OUT/previous/<date-time>/` before grading starts, and the summary says so; anything else in
+`OUT` (an instructor's `roster.json`) stays where it is, and `previous/` is never taken for a
+learner.
 
-Each report file is written as soon as its learner is graded; at the end every file is compared
-with what was written, and one that changed (a submission that wrote over it) is rewritten and
-listed in the summary.
+Each report file is written (atomically) once every process of its submission is gone; after
+the last submission the warm parent and everything it started are ended, every report is
+compared with what was written (one that changed is written again and listed in the summary),
+and only then are the gradebook and the summary written. In the sandbox no submission can see
+`OUT` at all.
 """
 from __future__ import annotations
 
@@ -48,8 +54,12 @@ from typing import Callable
 from kit.formats.gradebook import GRADEBOOK, SUMMARY, gradebook_csv, summary_text
 from kit.formats.json_format import to_json
 from kit.grading.runner import DEFAULT_CHECK_TIMEOUT_S, GradingError, Zygote, run_checks
-from kit.grading.submission import TargetError, copy_tree, resolve_target
+from kit.grading.submission import TargetError, prepare
+from kit.grading.zygote import is_unsandboxed_note
 from kit.results import BatchResult, Cause, CheckInfo, GradeReport, Graded, Status
+
+#: The kit's own outputs in `OUT` (with the reports its gradebook names): what a new run archives.
+OUTPUTS = (GRADEBOOK, SUMMARY)
 
 #: A whole submission may take at most this long, however many checks time out.
 DEFAULT_SUBMISSION_TIMEOUT_S = 180.0
@@ -74,9 +84,12 @@ def find_submissions(folder: Path, *, exclude: Path | None = None) -> tuple[list
         raise BatchError(f"{folder}: no such folder; --batch takes a folder of submissions (folders or .zip files)")
     found: dict[str, Submission] = {}
     skipped = []
+    same = exclude is not None and folder.resolve() == Path(exclude).resolve()
     for entry in sorted(folder.iterdir()):
-        if entry.name.startswith(".") or (exclude is not None and entry.resolve() == exclude.resolve()):
+        if entry.name.startswith(".") or (exclude is not None and entry.resolve() == Path(exclude).resolve()):
             continue
+        if same and (entry.name == "previous" or entry.name in OUTPUTS):
+            continue  # the kit's own outputs, graded into the class folder itself
         if entry.is_dir():
             name = entry.name
         elif entry.suffix.lower() == ".zip":
@@ -103,15 +116,13 @@ def grade_submission(submission: Submission, zygote: Zygote, *, check_timeout_s:
                      on_stuck: Callable[[], None] | None = None) -> Graded:
     """Grade one submission in a private copy; never raises for the submission's faults."""
     started = time.monotonic()
-    scratch = Path(tempfile.mkdtemp(prefix="workshop-batch-"))
     try:
-        with resolve_target(submission.path) as target:
-            tree = scratch / "tree"
-            copy_tree(target.path, tree)
-            report = run_checks(tree, check_timeout_s=check_timeout_s, total_timeout_s=total_timeout_s,
+        with prepare(submission.path) as prepared:
+            report = run_checks(prepared.path, check_timeout_s=check_timeout_s, total_timeout_s=total_timeout_s,
                                 zygote=zygote, on_stuck=on_stuck)
-        report = GradeReport(target=str(submission.path), checks=report.checks, warnings=report.warnings)
-        status = "flagged" if report.warnings else "graded"
+        report = GradeReport(target=str(submission.path), checks=report.checks,
+                             warnings=(*prepared.warnings, *report.warnings))
+        status = "flagged" if _flags(report) else "graded"
         reason = _reason(report)
     except (TargetError, GradingError) as exc:
         report = not_graded(zygote.checks, str(submission.path), str(exc))
@@ -120,8 +131,6 @@ def grade_submission(submission: Submission, zygote: Zygote, *, check_timeout_s:
         reason = f"the grader failed on this submission ({type(exc).__name__}: {exc}); grade it alone with --target"
         report = not_graded(zygote.checks, str(submission.path), reason)
         status = "invalid"
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
     return Graded(submission.learner, str(submission.path), report, status, reason, time.monotonic() - started)
 
 
@@ -129,6 +138,11 @@ def not_graded(checks: list[CheckInfo], target: str, reason: str) -> GradeReport
     """A report in which every check failed because the submission could not be graded."""
     results = tuple(c.result(Status.FAILED, f"not graded: {reason}", Cause.NOT_GRADED) for c in checks)
     return GradeReport(target=target, checks=results, warnings=(f"not graded: {reason}",))
+
+
+def _flags(report: GradeReport) -> list[str]:
+    """The warnings worth an instructor's look (not the note that the run was unsandboxed)."""
+    return [w for w in report.warnings if not is_unsandboxed_note(w)]
 
 
 def _reason(report: GradeReport) -> str:
@@ -143,10 +157,11 @@ def _reason(report: GradeReport) -> str:
         parts.append(f"{crashed} check(s) crashed the process")
     if not_run:
         parts.append(f"{not_run} check(s) not run (time limit)")
-    if report.warnings:
-        first = report.warnings[0]
+    flags = _flags(report)
+    if flags:
+        first = flags[0]
         first = first if len(first) <= 160 else first[:157] + "..."
-        more = f" (and {len(report.warnings) - 1} more warning(s))" if len(report.warnings) > 1 else ""
+        more = f" (and {len(flags) - 1} more warning(s))" if len(flags) > 1 else ""
         parts.append(f"{first}{more}; see the report")
     return "; ".join(parts)
 
@@ -169,7 +184,13 @@ def grade_batch(folder: Path, output: Path, *, jobs: int | None = None,
     if not submissions:
         raise BatchError(f"{folder}: no submissions inside (one folder or .zip per learner)")
     jobs = max(1, jobs or os.cpu_count() or 1)
-    output.mkdir(parents=True, exist_ok=True)
+    try:
+        output.mkdir(parents=True, exist_ok=True)
+        probe = output / f".grade-probe-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise BatchError(f"--output {output}: cannot write there ({exc.strerror or exc})") from None
     archived = _archive_earlier_results(output)
     written: dict[Path, bytes] = {}
     own = zygote is None
@@ -185,9 +206,13 @@ def grade_batch(folder: Path, output: Path, *, jobs: int | None = None,
             _write(output / graded.report_file, to_json(graded.report).encode(), written)
             if on_graded:
                 on_graded(graded)
+    except KeyboardInterrupt:
+        if own:
+            zygote.abandon()
+        raise
     finally:
         if own:
-            zygote.close()
+            zygote.close()  # every process any submission started is gone after this
     results.sort(key=lambda g: g.learner.lower())
     batch = BatchResult(results, output, time.monotonic() - started, jobs, skipped, archived)
     _write(output / GRADEBOOK, gradebook_csv(results).encode(), written)
@@ -267,9 +292,12 @@ def _report_name(learner: str, done: list[Graded]) -> str:
 
 
 def _write(path: Path, data: bytes, written: dict[Path, bytes]) -> None:
-    temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_bytes(data)
-    os.replace(temporary, path)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        temporary.write_bytes(data)
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
     written[path] = data
 
 
@@ -281,8 +309,10 @@ def _read(path: Path) -> bytes | None:
 
 
 def _archive_earlier_results(output: Path) -> Path | None:
-    """Move the results of an earlier run out of the way (never delete them)."""
-    earlier = [p for p in output.iterdir() if p.is_file() and (p.name in (GRADEBOOK, SUMMARY) or p.suffix == ".json")]
+    """Move the results of an earlier run out of the way (never delete them): its gradebook, its
+    summary and the reports that gradebook names; nothing else."""
+    earlier = [output / name for name in (GRADEBOOK, SUMMARY) + tuple(_reports_named(output / GRADEBOOK))]
+    earlier = [p for p in dict.fromkeys(earlier) if p.is_file() and not p.is_symlink()]
     if not earlier:
         return None
     archive = output / "previous" / datetime.now().strftime("%Y%m%d-%H%M%S")
@@ -294,5 +324,18 @@ def _archive_earlier_results(output: Path) -> Path | None:
     for path in earlier:
         shutil.move(str(path), archive / path.name)
     return archive
+
+
+def _reports_named(gradebook: Path) -> list[str]:
+    """The report files an earlier gradebook lists (plain file names only)."""
+    import csv
+
+    try:
+        with open(gradebook, newline="", encoding="utf-8") as handle:
+            rows = list(csv.DictReader(handle))
+    except (OSError, UnicodeDecodeError, csv.Error):
+        return []
+    names = [(row.get("report") or "").strip() for row in rows]
+    return [n for n in names if n and n == Path(n).name and n.endswith(".json") and n not in OUTPUTS]
 
 

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
+import os
 import stat
 import sys
 import tempfile
@@ -34,7 +34,7 @@ import zipfile
 from pathlib import Path
 
 from kit import ROOT
-from kit.grading.submission import assemble_submission
+from kit.grading.submission import prepare
 
 #: What goes into the Gradescope zip, relative to the kit's root (folders recursively).
 GRADESCOPE_CONTENTS = ("grade.py", "pyproject.toml", "README.md", "course.toml", "kit", "checks", "exercise")
@@ -87,18 +87,22 @@ def gradescope_run(submission: Path, results: Path, *, check_timeout_s: float = 
     from kit.grading.runner import run_checks
 
     results.mkdir(parents=True, exist_ok=True)
-    scratch = Path(tempfile.mkdtemp(prefix="workshop-gradescope-"))
     try:
-        notes = assemble_submission(submission, scratch / "tree")
-        report = run_checks(scratch / "tree", check_timeout_s=check_timeout_s)
+        with prepare(submission, upload=True) as prepared:
+            report = run_checks(prepared.path, check_timeout_s=check_timeout_s)
+            notes = prepared.notes
         data = json.loads(to_gradescope(report))
-        data["output"] = "\n".join([data.get("output", ""), "", "Files graded:", *[f"- {n}" for n in notes]]).strip()
+        lines = [data.get("output", ""), "", "Files graded:", *[f"- {n}" for n in notes]]
+        if report.warnings:
+            lines += ["", "Warnings:", *[f"- {w}" for w in report.warnings]]
+        data["output"] = "\n".join(lines).strip()
     except Exception as exc:  # noqa: BLE001 - the learner must always get a results.json
         data = {"score": 0, "output": f"The submission could not be graded: {exc}", "visibility": "visible",
                 "stdout_visibility": "hidden", "tests": []}
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
-    (results / "results.json").write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    text = json.dumps(data, indent=2, sort_keys=True) + "\n"
+    temporary = results / f".results.json.{os.getpid()}.tmp"
+    temporary.write_text(text, encoding="utf-8")
+    os.replace(temporary, results / "results.json")
     return data
 
 

@@ -19,8 +19,12 @@ from pathlib import Path
 import pytest
 
 from kit import ROOT
+from kit.grading import sandbox
 
 TIMEOUT_S = 2
+#: With the sandbox (kit.grading.sandbox), several attacks cannot even find their target; the
+#: tests below say what each gets in both worlds.
+SANDBOXED = sandbox.available()[0]
 
 SYNTAX_ERROR = "def broken(:\n    pass\n"
 RAISES_AT_IMPORT = "raise RuntimeError('boom at import')\n"
@@ -154,7 +158,7 @@ DRIVER = textwrap.dedent("""
 
 def _copy_kit(dest: Path) -> None:
     dest.mkdir()
-    for part in ("kit", "checks"):
+    for part in ("kit", "checks", "exercise"):
         shutil.copytree(ROOT / part, dest / part, ignore=shutil.ignore_patterns("__pycache__"))
     for part in ("course.toml", "grade.py"):
         shutil.copyfile(ROOT / part, dest / part)
@@ -262,7 +266,10 @@ def test_a_background_thread_does_not_hold_up_the_grading(graded):
 
 def test_killing_its_parent_process_only_loses_its_own_checks(graded):
     failed = _failed(graded, "kills-its-parent")
-    assert any("killed by signal 9" in m for m in failed.values()), failed
+    if SANDBOXED:  # its parent is outside its PID namespace: os.getppid() is 0, and PID 1 ignores the kill
+        assert not any("killed by signal" in m for m in failed.values()), failed
+    else:
+        assert any("killed by signal 9" in m for m in failed.values()), failed
 
 
 def test_processes_the_learners_code_starts_do_not_outlive_the_grading(graded):
@@ -285,6 +292,9 @@ def test_monkeypatching_the_grader_is_flagged_and_undone(graded):
 
 def test_writing_into_the_kit_or_its_events_is_flagged_and_undone(graded):
     warnings = " ".join(graded["writes-into-the-kit"]["report"]["warnings"])
+    if SANDBOXED:  # the kit's copy is read-only and the events FIFO's folder is hidden: nothing happened
+        assert graded["writes-into-the-kit"]["report"]["score"] == 0
+        return
     assert "changed the kit's files" in warnings and "checks/test_zz_free_points.py" in warnings, warnings
     assert "lines the grader did not write" in warnings, warnings
 
@@ -299,6 +309,9 @@ def test_a_write_into_the_graders_own_folder_is_flagged(graded):
     """The limit: code that finds the grading process's folder on its own can write there. The
     grader cannot undo that (it could be an instructor's edit), but the report says so."""
     warnings = " ".join(graded["writes-into-the-graders-folder"]["report"]["warnings"])
+    if SANDBOXED:  # /proc shows only its own PID namespace: the grader cannot be found, nothing is written
+        assert graded["writes-into-the-graders-folder"]["report"]["score"] == 0
+        return
     assert "the kit's own files changed while this was graded" in warnings, warnings
     assert "checks/test_zz_hostile.py" in warnings and "checks/conftest.py" in warnings, warnings
 
@@ -317,7 +330,8 @@ def test_a_submission_that_writes_over_the_gradebook_cannot_change_it(tmp_path):
                           text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     assert json.loads((out / "alice.json").read_text())["score"] == 100
-    assert "written again: alice.json" in done.stdout, done.stdout
+    if not SANDBOXED:  # in the sandbox the output folder cannot even be seen
+        assert "written again: alice.json" in done.stdout, done.stdout
 
 
 def test_the_kit_this_suite_runs_from_was_never_the_target():

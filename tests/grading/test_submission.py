@@ -12,7 +12,7 @@ import pytest
 
 from kit.course import load_course
 from kit.grading import submission
-from kit.grading.submission import TargetError, assemble_submission, copy_tree, resolve_target
+from kit.grading.submission import TargetError, assemble_submission, copy_tree, prepare, resolve_target
 
 LEARNER_FILES = load_course().learner_files
 
@@ -221,4 +221,101 @@ def test_a_hostile_zip_in_an_upload_is_ignored(tmp_path, exercise):
     _zip(upload / "evil.zip", {"../../escaped.py": "# escaped\n", Path(LEARNER_FILES[0]).name: "# in the zip\n"})
     notes = assemble_submission(upload, tmp_path / "tree", exercise=exercise)
     assert not list(tmp_path.rglob("escaped.py"))
-    assert all("not in the submission" in note for note in notes), notes
+    assert any(note.startswith("evil.zip: not used (unsafe path") for note in notes), notes
+    assert all("not in the submission" in note for note in notes if not note.startswith("evil.zip")), notes
+
+
+# -- prepare: the one policy (only the learner files count) --------------------------------------
+
+def _full_tree(root: Path, exercise: Path) -> Path:
+    """A copy of the stand-in exercise, as a learner would hand it in."""
+    import shutil
+
+    shutil.copytree(exercise, root)
+    return root
+
+
+def test_only_the_learner_files_count_and_edited_provided_files_are_named(tmp_path, exercise):
+    tree = _full_tree(tmp_path / "mallory", exercise)
+    (tree / LEARNER_FILES[0]).write_text("# the learner's own\n")
+    (tree / "services" / "provided.py").write_text("import evil  # a loader in the provided code\n")
+    (tree / "services" / "extra.py").write_text("# added\n")
+    with prepare(tree, exercise=exercise) as prepared:
+        graded = prepared.path
+        assert (graded / LEARNER_FILES[0]).read_text() == "# the learner's own\n"
+        assert (graded / "services" / "provided.py").read_text() == "# provided\n"   # the kit's
+        assert not (graded / "services" / "extra.py").exists()
+        warnings = " ".join(prepared.warnings)
+        assert "provided files differ from the kit's and were not graded" in warnings
+        assert "services/provided.py" in warnings and "services/extra.py" in warnings
+    assert not graded.exists()
+
+
+def test_an_untouched_copy_has_no_warning(tmp_path, exercise):
+    with prepare(_full_tree(tmp_path / "alice", exercise), exercise=exercise) as prepared:
+        assert prepared.warnings == []
+
+
+def test_links_are_never_followed_and_are_reported(tmp_path, exercise):
+    tree = _full_tree(tmp_path / "mallory", exercise)
+    secret = tmp_path / "solution.py"
+    secret.write_text("# the answer\n")
+    (tree / LEARNER_FILES[1]).unlink()
+    os.symlink(secret, tree / LEARNER_FILES[1])
+    os.symlink(tmp_path, tree / "services" / "everything")
+    with prepare(tree, exercise=exercise) as prepared:
+        assert (prepared.path / LEARNER_FILES[1]).read_text() == f"# exercise {LEARNER_FILES[1]}\n"
+        assert not (prepared.path / LEARNER_FILES[1]).is_symlink()
+        warnings = " ".join(prepared.warnings)
+        assert "symbolic links are never followed" in warnings
+        assert LEARNER_FILES[1] in warnings and "services/everything" in warnings
+
+
+def test_a_zip_holding_two_trees_is_refused_with_the_reason(tmp_path, scratch):
+    archive = _zip(tmp_path / "two.zip", {"alice/services/shared/telemetry.py": "# one\n",
+                                          "copy/services/shared/telemetry.py": "# two\n"})
+    with pytest.raises(TargetError) as excinfo:
+        resolve_target(archive)
+    message = _one_line_error(excinfo)
+    assert "2 trees" in message and "alice/" in message and "copy/" in message, message
+    assert not list(scratch.iterdir())
+
+
+def _zip_with_raw_name(path: Path, raw: bytes) -> Path:
+    """A zip with a member whose name is the bytes `raw`, without the UTF-8 flag (as zip tools
+    write names in a Latin-1 locale; zipfile itself only writes UTF-8)."""
+    placeholder = b"X" * len(raw)
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("exercise/services/__init__.py", "")
+        zf.writestr("exercise/services/shared/__init__.py", "")
+        zf.writestr(placeholder.decode(), "extra\n")
+    path.write_bytes(path.read_bytes().replace(placeholder, raw))
+    return path
+
+
+def test_a_zip_name_that_is_not_utf8_is_a_clear_error(tmp_path, scratch):
+    archive = _zip_with_raw_name(tmp_path / "latin1.zip", b"exercise/caf\xe9.txt")
+    with pytest.raises(TargetError) as excinfo:
+        resolve_target(archive)
+    assert "not valid UTF-8" in _one_line_error(excinfo)
+    assert not list(scratch.iterdir())
+
+
+def test_a_bad_name_is_harmless_in_an_upload(tmp_path, exercise):
+    upload = tmp_path / "upload"
+    upload.mkdir()
+    archive = _zip_with_raw_name(upload / "work.zip", b"exercise/caf\xe9.txt")
+    with zipfile.ZipFile(archive, "a") as zf:
+        zf.writestr(f"exercise/{LEARNER_FILES[0]}", "# the learner's\n")
+    with prepare(upload, upload=True, exercise=exercise) as prepared:
+        assert (prepared.path / LEARNER_FILES[0]).read_text() == "# the learner's\n"
+
+
+def test_the_solution_is_graded_over_the_provided_code_too(tmp_path):
+    from kit import ROOT
+
+    with prepare(ROOT / "solution") as prepared:
+        for learner_file in LEARNER_FILES:
+            assert (prepared.path / learner_file).read_bytes() == (ROOT / "solution" / learner_file).read_bytes()
+        assert prepared.path != ROOT / "solution"
+        assert prepared.warnings == [], prepared.warnings
