@@ -47,8 +47,6 @@ CREATE INDEX IF NOT EXISTS kit_spans_by_grp ON kit_spans
     (kind, service, grp, bucket, duration_ms, start_ms, status);
 CREATE INDEX IF NOT EXISTS kit_spans_by_edge ON kit_spans
     (kind, service, target, bucket, duration_ms, start_ms, status);
-CREATE INDEX IF NOT EXISTS kit_spans_by_op ON kit_spans (service, name, kind, start_ms);
-CREATE INDEX IF NOT EXISTS kit_spans_unnamed ON kit_spans (raw_target) WHERE target = raw_target;
 CREATE TABLE IF NOT EXISTS kit_traces (
     trace_id TEXT PRIMARY KEY, start_ms REAL NOT NULL, end_ms REAL NOT NULL,
     duration_ms REAL NOT NULL, span_count INTEGER NOT NULL, error_count INTEGER NOT NULL,
@@ -59,10 +57,9 @@ CREATE INDEX IF NOT EXISTS kit_traces_by_duration ON kit_traces (duration_ms);
 CREATE TABLE IF NOT EXISTS kit_trace_ops (
     service TEXT NOT NULL, name TEXT NOT NULL, trace_id TEXT NOT NULL, start_ms REAL NOT NULL,
     duration_ms REAL NOT NULL, error_count INTEGER NOT NULL,
-    PRIMARY KEY (service, name, trace_id)) WITHOUT ROWID;
+    PRIMARY KEY (trace_id, service, name)) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS kit_trace_ops_by_start ON kit_trace_ops
     (service, name, start_ms, error_count, duration_ms);
-CREATE INDEX IF NOT EXISTS kit_trace_ops_by_trace ON kit_trace_ops (trace_id);
 CREATE INDEX IF NOT EXISTS kit_traces_by_duration_start ON kit_traces (duration_ms, start_ms);
 CREATE TABLE IF NOT EXISTS kit_operations (service TEXT, name TEXT, kind TEXT,
     PRIMARY KEY (service, name, kind)) WITHOUT ROWID;
@@ -209,6 +206,8 @@ class Index:
     def connect(self) -> sqlite3.Connection:
         conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
         conn.execute("PRAGMA busy_timeout = 30000")
+        conn.execute("PRAGMA cache_size = -65536")      # 64 MB: the indexes' pages stay in memory
+        conn.execute("PRAGMA temp_store = MEMORY")
         return conn
 
     def _reader(self) -> sqlite3.Connection:
@@ -376,8 +375,13 @@ class Index:
             where.append(f"t.trace_id IN (SELECT trace_id FROM kit_spans WHERE {' AND '.join(sub)})")
             args.extend(sub_args)
         cond = " AND ".join(where)
-        total = self._rows(f"SELECT COUNT(*) FROM kit_traces t WHERE {cond}", args)
-        rows = self._rows(f"SELECT {cols} FROM kit_traces t WHERE {cond} "
+        # A minimum duration is counted on the duration index (it is usually selective); when
+        # few traces pass it, the page is read from there too and sorted, else newest first.
+        by = "kit_traces_by_duration_start" if min_duration_ms else "kit_traces_by_start"
+        total = self._rows(f"SELECT COUNT(*) FROM kit_traces t INDEXED BY {by} WHERE {cond}", args)
+        if not (min_duration_ms and total and total[0][0] <= 5_000):
+            by = "kit_traces_by_start"
+        rows = self._rows(f"SELECT {cols} FROM kit_traces t INDEXED BY {by} WHERE {cond} "
                           "ORDER BY t.start_ms DESC LIMIT ? OFFSET ?",
                           [*args, int(limit), int(offset)])
         return {"total": total[0][0] if total else 0, "traces": [_summary(r) for r in rows]}
@@ -594,8 +598,8 @@ class Index:
         path = '$."experiment.' + experiment.replace('"', '') + '"'
         rows = self._rows(
             "SELECT json_extract(k.tags, ?) AS variant, k.duration_ms, k.status "
-            "FROM kit_spans k INDEXED BY kit_spans_by_op "
-            "WHERE k.service = 'api-gateway' AND k.name = 'POST /api/orders' AND k.kind = 'SERVER' "
+            "FROM kit_spans k INDEXED BY kit_spans_by_grp "
+            "WHERE k.service = 'api-gateway' AND k.grp = 'POST /api/orders' AND k.kind = 'SERVER' "
             "AND k.start_ms >= ? AND k.start_ms < ? AND variant IS NOT NULL", [path, lo, hi])
         by: dict[str, list[tuple[float, bool]]] = {}
         for variant, duration, status in rows:
