@@ -26,21 +26,30 @@ from kit.grading.runner import run_checks
 COURSE = load_course()
 STEPS = [s.number for s in COURSE.steps]
 
-# `# TODO 3 (rich-attributes): ...`, `# TODO 2 (traces-span-services, context-propagates): ...`,
-# `# TODO 14 (criterion: performance-visible; see docs/learner-api.md): ...`
-_TODO = re.compile(r"^\s*#\s*TODO\s+(\d+)\s*(?:\(([^)]*)\))?\s*:")
+# Labels: `# TODO 3 (rich-attributes): ...`, `# TODO 2 (traces-span-services, context-propagates): ...`,
+# `# TODO 14 (criterion: performance-visible; see docs/learner-api.md): ...`,
+# `# TODO 6 (traces-span-services; rules 4.20 to 4.30): ...`
 
 
 def stub_todos(step: int) -> dict[str, set[str]]:
-    """`"TODO k"` -> the criteria its labels name, for every labelled TODO of the step's stub."""
+    """`"TODO k"` -> the criteria its labels name, for every labelled TODO of the step's stub. A
+    label may go on over the next comment lines: `# TODO 2 (a, b; rules 4.10 to` / `#   4.13): ...`."""
     found: dict[str, set[str]] = defaultdict(set)
-    text = (ROOT / "exercise" / COURSE.step(step).file).read_text(encoding="utf-8")
-    for line in text.splitlines():
-        match = _TODO.match(line)
-        if not match:
+    lines = (ROOT / "exercise" / COURSE.step(step).file).read_text(encoding="utf-8").splitlines()
+    for i, line in enumerate(lines):
+        head = re.match(r"^\s*#\s*TODO\s+(\d+)\s*\(", line)
+        if not head:
             continue
-        label = (match[2] or "").replace("criterion:", "").split(";")[0]
-        found[f"TODO {match[1]}"].update(c.strip() for c in label.split(",") if c.strip())
+        label, j = line[head.end():], i
+        while ")" not in label and j + 1 < len(lines) and lines[j + 1].strip().startswith("#"):
+            j += 1
+            label += " " + lines[j].strip().lstrip("#").strip()
+        label = label.split(")", 1)[0].replace("criterion:", "").split(";")[0]
+        found[f"TODO {head[1]}"].update(c.strip() for c in label.split(",") if c.strip())
+    for line in lines:                   # unlabelled mentions (`# TODO 11: ...`) name the TODO too
+        plain = re.match(r"^\s*#\s*TODO\s+(\d+)\s*:", line)
+        if plain:
+            found.setdefault(f"TODO {plain[1]}", set())
     return found
 
 

@@ -166,7 +166,7 @@ def try_it(function: Callable, *args: Any, **kwargs: Any) -> Any:
 
 def _cell(value: Any) -> str:
     text = f"{value:.2f}" if isinstance(value, float) else str(value)
-    return html.escape(text if len(text) <= 80 else text[:79] + "…")
+    return html.escape(text if len(text) <= 120 else text[:119] + "…")
 
 
 def table_html(rows: Iterable[dict] | None, columns: list[str] | None = None, *, limit: int = 40) -> str:

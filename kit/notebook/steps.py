@@ -17,7 +17,7 @@ from kit.notebook.display import _display_html
 from kit.notebook.grading import check_points, checks as _checks, core_todos, is_core, step_shares, todo_number
 from kit.notebook.tree import current_tree
 
-_TODO = re.compile(r"^\s*#\s*TODO\s+(\d+)\s*(?:\(([^)]*)\))?\s*:\s*(.*)$")
+_HEAD = re.compile(r"^\s*#\s*TODO\s+(\d+)(?=\s*[(:])")
 
 
 def _criteria(label: str) -> str:
@@ -28,20 +28,33 @@ def _criteria(label: str) -> str:
 
 def _todos(path: Path) -> list[tuple[int, str, str, str]]:
     """(line, number, criteria, text) of every `# TODO n (criteria): text` comment, with the
-    comment lines that continue it (up to a blank comment line, code, or the next TODO)."""
+    comment lines that continue it (up to a blank comment line, code, or the next TODO). The
+    label in parentheses may itself go on over the next comment lines."""
     found: list[list] = []
     lines = path.read_text(encoding="utf-8").splitlines() if path.exists() else []
-    for i, line in enumerate(lines, 1):
-        match = _TODO.match(line)
-        if match:
-            found.append([i, match[1], _criteria(match[2] or ""), match[3].strip()])
-    for entry in found:                   # join the comment lines that follow
-        for line in lines[entry[0]:]:
+    i = 0
+    while i < len(lines):
+        head = _HEAD.match(lines[i])
+        if not head:
+            i += 1
+            continue
+        rest, j = lines[i][head.end():], i
+        if rest.lstrip().startswith("("):                 # a label, maybe over several lines
+            while ")" not in rest and j + 1 < len(lines) and lines[j + 1].strip().startswith("#"):
+                j += 1
+                rest += " " + lines[j].strip().lstrip("#").strip()
+            label, _, rest = rest.lstrip()[1:].partition(")")
+        else:
+            label = ""
+        text = rest.lstrip().removeprefix(":").strip()
+        for line in lines[j + 1:]:                         # the comment lines that continue it
             stripped = line.strip()
-            if not stripped.startswith("#") or _TODO.match(line) or not stripped.lstrip("#").strip():
+            if not stripped.startswith("#") or re.match(r"#\s*TODO\b", stripped) or not stripped.lstrip("#").strip():
                 break
-            entry[3] += " " + stripped.lstrip("#").strip()
-    return [tuple(e) for e in found]
+            text += " " + stripped.lstrip("#").strip()
+        found.append((i + 1, head[1], _criteria(label), text.strip()))
+        i = j + 1
+    return found
 
 
 def show_step(number: int) -> None:

@@ -48,11 +48,16 @@ def test_continuation_lines_are_joined_whatever_their_indent(tmp_path):
                     "    # TODO 2 (criterion: performance-visible; see docs/learner-api.md): the\n"
                     "    #   latest end minus the earliest start.\n"
                     "    # A comment after a blank line is not part of it.\n"
+                    "    # TODO 3 (traces-span-services, context-propagates; rules 4.10 to\n"
+                    "    #   4.13): give every attempt\n"
+                    "    #   its own headers.\n"
+                    "    # TODO 4 reads this in a sentence: not a TODO of its own.\n"
                     "    return 0\n", encoding="utf-8")
     assert [(n, crit, text) for _, n, crit, text in _todos(stub)] == [
         ("1", "performance-visible", "index the spans by span_id, make a node for each, and attach it."),
         ("2", "performance-visible", "the latest end minus the earliest start. A comment after a blank "
                                      "line is not part of it."),
+        ("3", "traces-span-services, context-propagates", "give every attempt its own headers."),
     ]
 
 
