@@ -101,7 +101,17 @@ def _bucket(d):
     return next((i for i, b in enumerate(BUCKETS_MS) if d <= b), len(BUCKETS_MS))
 
 
-def test_operations_and_dependencies_as_the_oracle(store):
+@pytest.fixture(params=["read whole", "by bucket"])
+def paths(request, store):
+    """Both ways of ranking: a small range read whole, a large one walked bucket by bucket."""
+    index = store["index"]
+    saved = index._SMALL
+    index._SMALL = saved if request.param == "read whole" else 0
+    yield request.param
+    index._SMALL = saved
+
+
+def test_operations_and_dependencies_as_the_oracle(store, paths):
     index, spans = store["index"], store["spans"]
     lo, hi = bench.T_END - 3 * 3600_000, bench.T_END - 3600_000
     for kind, rows, name_of in (
@@ -157,7 +167,7 @@ def test_samples_are_the_slowest_and_the_failed(store):
     assert found["failed"] and all(r["status"] == "ERROR" for r in found["failed"])
 
 
-def test_the_extensions_as_the_contract_defines_them(store):
+def test_the_extensions_as_the_contract_defines_them(store, paths):
     index, spans = store["index"], store["spans"]
     gateway = [s for s in spans if s["kind"] == "SERVER" and s["name"] == "POST /api/orders"]
     slo = index.slo(service="api-gateway", operation="POST /api/orders", objective=0.9,

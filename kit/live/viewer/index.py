@@ -28,6 +28,7 @@ import os
 import sqlite3
 import threading
 import time
+from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -415,7 +416,7 @@ class Index:
     # Pass 2 reads each percentile with one index walk in duration order (`LIMIT 1 OFFSET k`,
     # from the nearer end), so no group is ever sorted. A small range (few rows) is read whole.
 
-    _SMALL = 5_000
+    _SMALL = 60_000
 
     @staticmethod
     def _bounds(start_ms: float | None, end_ms: float | None) -> tuple[float, float]:
@@ -427,44 +428,64 @@ class Index:
         """Per (service, `key`) of `kind` spans starting in the range: count, failed,
         failure rate, p50/p95/p99/max/avg and the duration distribution.
 
-        One aggregate per (group, bucket) over an index gives the counts and the distribution;
-        each percentile's nearest rank then falls in a known bucket, read with one short index
-        walk inside that bucket (`LIMIT 1 OFFSET k`), from its nearer end."""
+        A range with at most `_SMALL` spans of this kind is read whole on the time index and
+        ranked here. A larger one is counted per (group, bucket) on the group index; each
+        percentile's nearest rank then falls in a known bucket, read with one short index walk
+        inside that bucket (`LIMIT 1 OFFSET k`, from its nearer end): no group is sorted."""
         lo, hi = self._bounds(start_ms, end_ms)
         svc = " AND service = ?" if service else ""
         sargs = [service] if service else []
         cond = f"kind = ? AND start_ms >= ? AND start_ms < ?{svc}"
         args: list[Any] = [kind, lo, hi, *sargs]
-        if key == "target":
-            table = "kit_spans INDEXED BY kit_spans_by_edge"
+        counted = self._rows("SELECT COUNT(*) FROM kit_spans INDEXED BY kit_spans_by_time "
+                             f"WHERE {cond}", args)
+        small = (counted[0][0] if counted else 0) <= self._SMALL
+        if small:
+            expr = "substr(grp, 1, instr(grp, char(31)) - 1)" if key == "target" else key
+            table = "kit_spans INDEXED BY kit_spans_by_time"
         else:
-            counted = self._rows("SELECT COUNT(*) FROM kit_spans INDEXED BY kit_spans_by_time "
-                                 "WHERE kind = ? AND start_ms >= ? AND start_ms < ?", (kind, lo, hi))
-            n = counted[0][0] if counted else 0
-            index = "kit_spans_by_time" if n <= self._SMALL else "kit_spans_by_grp"
-            table = f"kit_spans INDEXED BY {index}"
-        rows = self._rows(f"SELECT service, {key}, bucket, COUNT(*), SUM(status = 'ERROR'), "
-                          f"MAX(duration_ms), SUM(duration_ms) FROM {table} WHERE {cond} "
-                          f"GROUP BY service, {key}, bucket", args)
+            expr = key
+            table = ("kit_spans INDEXED BY kit_spans_by_edge" if key == "target"
+                     else "kit_spans INDEXED BY kit_spans_by_grp")
         groups: dict[tuple[str, str], dict[str, Any]] = {}
-        for service_, k, bucket, count, errs, mx, total in rows:
-            g = groups.setdefault((service_, k), {"service": service_, "key": k, "count": 0,
-                                                  "failed": 0, "max_ms": 0.0, "sum": 0.0,
-                                                  "distribution": [0] * (len(BUCKETS_MS) + 1)})
-            g["count"] += count
-            g["failed"] += int(errs or 0)
-            g["max_ms"] = max(g["max_ms"], mx or 0.0)
-            g["sum"] += total or 0.0
-            g["distribution"][bucket] = count
-        rank_table = table.replace("kit_spans_by_time", "kit_spans_by_grp")
+
+        def group(service_: str, k: str) -> dict[str, Any]:
+            return groups.setdefault((service_, k), {
+                "service": service_, "key": k, "count": 0, "failed": 0, "max_ms": 0.0,
+                "sum": 0.0, "distribution": [0] * (len(BUCKETS_MS) + 1)})
+
+        values: dict[tuple[str, str], list[float]] = defaultdict(list)
+        if small:
+            for service_, k, bucket, d, status in self._rows(
+                    f"SELECT service, {expr}, bucket, duration_ms, status FROM {table} "
+                    f"WHERE {cond}", args):
+                g = group(service_, k)
+                g["count"] += 1
+                g["failed"] += status == "ERROR"
+                g["max_ms"] = max(g["max_ms"], d)
+                g["sum"] += d
+                g["distribution"][bucket] += 1
+                values[service_, k].append(d)
+        else:
+            for service_, k, bucket, count, errs, mx, total in self._rows(
+                    f"SELECT service, {expr}, bucket, COUNT(*), SUM(status = 'ERROR'), "
+                    f"MAX(duration_ms), SUM(duration_ms) FROM {table} WHERE {cond} "
+                    f"GROUP BY service, {expr}, bucket", args):
+                g = group(service_, k)
+                g["count"] += count
+                g["failed"] += int(errs or 0)
+                g["max_ms"] = max(g["max_ms"], mx or 0.0)
+                g["sum"] += total or 0.0
+                g["distribution"][bucket] = count
         out = []
-        for g in groups.values():
+        for (service_, k), g in groups.items():
             n = g["count"]
             g["failure_rate"] = g["failed"] / n if n else 0.0
             g["avg_ms"] = g.pop("sum") / n if n else 0.0
             for p in (50, 95, 99):
-                g[f"p{p}_ms"] = self._rank(rank_table, cond, args, key, g["service"], g["key"],
-                                           g["distribution"], p)
+                g[f"p{p}_ms"] = (nearest_rank(values[service_, k], p) if small else
+                                 self._rank(table, cond, args, key, service_, k,
+                                            g["distribution"], p))
             out.append(g)
         return out
 
