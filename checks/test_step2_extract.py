@@ -134,7 +134,8 @@ def test_b3_sampling_states_are_read():
                saw=f"{found[0]}-{found[1]}, sampled={found[2]}" if found else "no remote parent")
 
 
-@check(step=2, criterion=CRITERION, todo="TODO 5", rules=("2.9", "2.11"))
+# Tagged with Step 6: leaving the decision to the sampler takes Step 6's sampler to see.
+@check(step=6, criterion="sampling-works", todo="TODO 3", rules=("2.9", "2.11"))
 def test_b3_without_a_decision_leaves_it_to_the_sampler():
     """A B3 parent with no sampling decision is decided by the sampler; 0 and 1 are obeyed"""
     config = attr("services.shared.sampling", "SamplingConfig")
@@ -170,7 +171,7 @@ def test_b3_without_a_decision_leaves_it_to_the_sampler():
         extract({"b3": state})
 
 
-@check(step=2, criterion=CRITERION, todo="TODO 1", rules=("2.6", "2.7", "2.8"))
+@check(step=2, criterion=CRITERION, todo="TODO 1", rules=("2.6", "2.7", "2.8", "2.12"))
 def test_malformed_headers_give_no_remote_parent_and_never_raise():
     """Malformed traceparent, b3 or X-B3-* headers give no remote parent and never raise"""
     good = parent(extract({"traceparent": f"00-{T1}-{S1}-01"}))
@@ -194,6 +195,11 @@ def test_malformed_headers_give_no_remote_parent_and_never_raise():
     for headers in MALFORMED_MULTI:
         found = ids(parent(extract(headers)))
         expect(found is None, did=f"called extract_context({headers!r})", expected="no remote parent", saw=found)
+    for tracestate in ("a=1,a=2", "FOO=bar", "k=v=w", "x@y@z=1"):  # rule 2.12: validating it further is up to you
+        headers = {"traceparent": f"00-{T1}-{S1}-01", "tracestate": tracestate}
+        found = ids(parent(extract(headers)))
+        expect(found == (T1, S1), did=f"called extract_context({headers!r})",
+               expected="the traceparent's parent all the same (the tracestate may be kept or dropped)", saw=found)
     for headers in ({"baggage": "=,;=;"}, {"baggage": "user.id"}, {"tracestate": "vendor=x"}, {"X-Trace-Sampling": ""},
                     {"X-Correlation-ID": ""}, {}):
         found = parent(extract(headers))
@@ -374,8 +380,8 @@ def test_generated_header_sets_give_the_parent_the_rules_say():
     baggage_items = tc("get_baggage_items")
     problems: list[str] = []
 
-    @settings(derandomize=True, database=None, max_examples=50, deadline=None, print_blob=False,
-              suppress_health_check=list(HealthCheck))
+    @settings(derandomize=True, database=None, max_examples=40, deadline=None, print_blob=False,
+              suppress_health_check=list(HealthCheck), report_multiple_bugs=False)
     @given(header_sets())
     def run(case):
         headers = headers_of(case)
@@ -398,7 +404,7 @@ def test_generated_header_sets_give_the_parent_the_rules_say():
 
     try:
         run()
-    except AssertionError:
+    except Exception:  # noqa: BLE001 - the smallest failing case is in `problems`
         fail(did="called extract_context on generated header sets (W3C, b3 and X-B3-* headers, valid or malformed, "
                  "names in any casing; the smallest failing set is shown)",
              expected="the parent the rules give: a valid traceparent first, then b3, then X-B3-*; "

@@ -18,7 +18,8 @@ ALL_SERVICES = set(SERVICE_NAMES)
 ORDER = "sent one order through the gateway (POST /api/orders)"
 
 
-@check(step=1, criterion="traces-span-services", todo="TODO 4", rules=("0.4", "1.2", "1.7", "1.12", "1.13"))
+# Tagged with Step 2: one trace across five services takes Step 2's propagation as well as Step 1.
+@check(step=2, criterion="traces-span-services", todo="TODO 1", rules=("0.4", "1.2", "1.7", "1.12", "1.13", "2.2", "2.13"))
 async def test_one_order_is_one_trace_across_five_services(mesh):
     """One order is one trace that reaches all five services"""
     response = await mesh.order()

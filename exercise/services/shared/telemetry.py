@@ -120,67 +120,70 @@ class DistributedTelemetry:
         ``metric_reader`` overrides the metric reader choice (tests pass an
         ``InMemoryMetricReader``).
         """
-        # TODO 1 (traces-span-services): build a Resource with service.name, service.version,
-        #   deployment.environment, service.namespace="workshop" and
-        #   telemetry.sdk.language="python", so every span says which service made it.
-        # TODO 2 (sampling-works): config = sampling or SamplingConfig.for_environment(
+        # TODO 1 (traces-span-services, rich-attributes; rules 1.1, 1.2, 1.6): build a Resource
+        #   with service.name, service.version, deployment.environment,
+        #   service.namespace="workshop" and telemetry.sdk.language="python", so every span says
+        #   which service made it.
+        # TODO 2 (sampling-works; rule 1.11): config = sampling or SamplingConfig.for_environment(
         #   environment); give the provider the head sampler WorkshopSampler(config).
-        # TODO 3 (rich-attributes): add a BaggageSpanProcessor (below) first, so every span
-        #   carries the request's baggage (user.id, order.id, ...) as attributes.
-        # TODO 4 (traces-span-services): choose the exporter (argument > Azure Monitor, imported
-        #   lazily, warn and fall back when missing > OTLP when OTEL_EXPORTER_OTLP_ENDPOINT is set
-        #   > none), wrap it in ResilientSpanExporter, put it behind a BatchSpanProcessor
-        #   (batch=True) or SimpleSpanProcessor (batch=False), and add that processor wrapped in
-        #   TailSamplingProcessor(processor, config).
-        # TODO 5 (context-propagates): set_global_textmap(WorkshopPropagator()) from Step 2, so
-        #   the FastAPI and httpx instrumentations extract and inject as Step 2 does.
-        # TODO 6 (traces-span-services): keep a tracer from *this* provider (never the global
-        #   one) for the `tracer` property.
-        # TODO 14 (criterion: performance-visible; see docs/learner-api.md): build this
-        #   service's own MeterProvider (never metrics.set_meter_provider) with the same
-        #   resource as the tracer provider, exemplar_filter=TraceBasedExemplarFilter() (an
-        #   exemplar only while a sampled span is current, so it names a trace that is kept)
-        #   and metric_readers=[the reader TODO 15 chose] (or [] when none); keep it as
+        # TODO 3 (context-propagates; rule 2.27): add a BaggageSpanProcessor (below) first, so
+        #   every span carries the request's baggage (user.id, order.id, ...) as attributes.
+        # TODO 4 (traces-span-services; rules 1.7, 1.8, 1.9, 1.10): choose the exporter (argument >
+        #   Azure Monitor, imported lazily, warn and fall back when missing > OTLP when
+        #   OTEL_EXPORTER_OTLP_ENDPOINT is set > none), wrap it in ResilientSpanExporter, put it
+        #   behind a BatchSpanProcessor (batch=True) or SimpleSpanProcessor (batch=False), and add
+        #   that processor wrapped in TailSamplingProcessor(processor, config).
+        # TODO 5 (context-propagates; rule 1.12): set_global_textmap(WorkshopPropagator()) from
+        #   Step 2, so the FastAPI and httpx instrumentations extract and inject as Step 2 does.
+        # TODO 6 (traces-span-services; rules 1.1, 1.3, 1.4, 1.5): keep a tracer from *this*
+        #   provider (never the global one) for the `tracer` property.
+        # TODO 14 (performance-visible; rules 1.28 to 1.31, see docs/learner-api.md): build this
+        #   service's own MeterProvider (never metrics.set_meter_provider) with the same resource
+        #   as the tracer provider, exemplar_filter=TraceBasedExemplarFilter() (an exemplar only
+        #   while a sampled span is current, so it names a trace that is kept) and
+        #   metric_readers=[the reader TODO 15 chose] (or [] when none); keep it as
         #   self.meter_provider, and a meter from it for the `meter` property.
-        # TODO 15 (criterion: performance-visible; see docs/learner-api.md): choose the metric
-        #   reader, first match wins: the metric_reader argument > Azure Monitor when a
-        #   connection string is set (AzureMonitorMetricExporter, imported lazily, warn and fall
-        #   back when missing) > OTLP when OTEL_EXPORTER_OTLP_ENDPOINT is set (OTLPMetricExporter
-        #   from opentelemetry.exporter.otlp.proto.http.metric_exporter) > none; put the
-        #   exporter in a PeriodicExportingMetricReader.
+        # TODO 15 (performance-visible; rule 1.32, see docs/learner-api.md): choose the metric
+        #   reader, first match wins: the metric_reader argument > Azure Monitor when a connection
+        #   string is set (AzureMonitorMetricExporter, imported lazily, warn and fall back when
+        #   missing) > OTLP when OTEL_EXPORTER_OTLP_ENDPOINT is set (OTLPMetricExporter from
+        #   opentelemetry.exporter.otlp.proto.http.metric_exporter) > none; put the exporter in a
+        #   PeriodicExportingMetricReader.
         self.tracer_provider = TracerProvider()
         self.service_name = service_name
         return self.tracer_provider
 
     def instrument_app(self, app: FastAPI) -> None:
         """Make a SERVER span for every request of ``app``, with this service's provider."""
-        # TODO 7 (traces-span-services): FastAPIInstrumentor.instrument_app(app,
-        #   tracer_provider=self.tracer_provider, exclude_spans=["receive", "send"]).
-        # TODO 16 (criterion: performance-visible; see docs/learner-api.md): also pass
+        # TODO 7 (traces-span-services, rich-attributes, errors-traced; rules 0.7, 1.13, 1.14):
+        #   FastAPIInstrumentor.instrument_app(app, tracer_provider=self.tracer_provider,
+        #   exclude_spans=["receive", "send"]).
+        # TODO 16 (performance-visible; rules 1.33, 1.34, see docs/learner-api.md): also pass
         #   meter_provider=self.meter_provider, so every request records
-        #   http.server.request.duration (with an exemplar naming its trace). None would mean
-        #   the *global* meter provider: before initialize() pass metrics.NoOpMeterProvider().
+        #   http.server.request.duration (with an exemplar naming its trace). None would mean the
+        #   *global* meter provider: before initialize() pass metrics.NoOpMeterProvider().
 
     def instrument_client(self, client: httpx.AsyncClient) -> None:
         """Make a CLIENT span for every request ``client`` sends, and inject trace headers."""
-        # TODO 8 (context-propagates): HTTPXClientInstrumentor.instrument_client(client,
+        # TODO 8 (rich-attributes; rules 1.13, 1.14):
+        #   HTTPXClientInstrumentor.instrument_client(client,
         #   tracer_provider=self.tracer_provider).
-        # TODO 16 (criterion: performance-visible; see docs/learner-api.md): also pass
-        #   meter_provider=self.meter_provider, so every call records
-        #   http.client.request.duration.
+        # TODO 16 (performance-visible; rules 1.33, 1.34, see docs/learner-api.md): also pass
+        #   meter_provider=self.meter_provider, so every call records http.client.request.duration.
 
     # -- using it ---------------------------------------------------------------------------
     @property
     def tracer(self) -> Tracer:
         """This service's tracer; a no-op tracer before ``initialize()``."""
-        # TODO 6 (traces-span-services): return the tracer kept by initialize() once there is one.
+        # TODO 6 (traces-span-services; rules 1.1, 1.3, 1.4, 1.5): return the tracer kept by
+        #   initialize() once there is one.
         return trace.NoOpTracer()
 
     @property
     def meter(self) -> Meter:
         """This service's meter; a no-op meter before ``initialize()``."""
-        # TODO 14 (criterion: performance-visible; see docs/learner-api.md): return the meter
-        #   kept by initialize() once there is one (keep this no-op meter before that).
+        # TODO 14 (performance-visible; rules 1.28 to 1.31, see docs/learner-api.md): return the
+        #   meter kept by initialize() once there is one (keep this no-op meter before that).
         return metrics.NoOpMeter(__name__)
 
     def create_span(self, name: str, kind: SpanKind = SpanKind.INTERNAL,
@@ -192,21 +195,21 @@ class DistributedTelemetry:
         records an exception (and ``ERROR`` status) if one escapes the block. Before
         ``initialize()`` it yields a non-recording span, never ``None``.
         """
-        # TODO 9 (rich-attributes): start the span from self.tracer as the current span, with
-        #   kind and attributes (it already does, once TODO 6 gives a real tracer).
+        # TODO 9 (traces-span-services; rule 1.15): start the span from self.tracer as the current
+        #   span, with kind and attributes (it already does, once TODO 6 gives a real tracer).
         return self.tracer.start_as_current_span(name, kind=kind, attributes=attributes)
 
     def force_flush(self, timeout_millis: int = 30_000) -> bool:
         """Export every finished span that sampling keeps; True when that succeeded."""
-        # TODO 10 (traces-span-services): flush this service's provider.
-        # TODO 17 (criterion: performance-visible; see docs/learner-api.md): flush the meter
+        # TODO 10 (traces-span-services; rule 1.10): flush this service's provider.
+        # TODO 17 (performance-visible; rule 1.35, see docs/learner-api.md): flush the meter
         #   provider too (it collects every reader now); return False if either flush failed.
         return True
 
     def shutdown(self) -> None:
         """Flush and stop this service's pipeline (safe to call more than once)."""
-        # TODO 10 (traces-span-services): shut this service's provider down, once.
-        # TODO 17 (criterion: performance-visible; see docs/learner-api.md): shut the meter
+        # TODO 10 (traces-span-services; rule 1.10): shut this service's provider down, once.
+        # TODO 17 (performance-visible; rule 1.35, see docs/learner-api.md): shut the meter
         #   provider down too (once: a second MeterProvider.shutdown() only logs a warning).
         if self.tracer_provider is not None:
             self.tracer_provider.shutdown()
@@ -224,8 +227,8 @@ class BaggageSpanProcessor(SpanProcessor):
     """
 
     def on_start(self, span: SDKSpan, parent_context: Context | None = None) -> None:
-        # TODO 3 (rich-attributes): for each entry of baggage.get_all(parent_context),
-        #   span.set_attribute(key, value).
+        # TODO 3 (context-propagates; rule 2.27): for each entry of
+        #   baggage.get_all(parent_context), span.set_attribute(key, value).
         pass
 
     def on_end(self, span: ReadableSpan) -> None:
@@ -266,13 +269,15 @@ class ResilientSpanExporter(SpanExporter):
         self._clock = clock
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
-        # TODO 11 (errors-traced): retry a failed attempt (FAILURE or an exception) up to
-        #   max_retries times, sleeping backoff_base_s * 2**(n-1) before the n-th retry.
-        # TODO 12 (errors-traced): count consecutive failed exports; at failure_threshold open
-        #   the circuit (return FAILURE at once without calling the exporter); after
-        #   reset_timeout_s (by self._clock) let one single-attempt trial through: success
-        #   closes the circuit, failure opens it again.
-        # TODO 13 (errors-traced): never raise into the application: catch everything.
+        # TODO 11 (traces-span-services; rules 1.16, 1.17, 1.18): retry a failed attempt (FAILURE
+        #   or an exception) up to max_retries times, sleeping backoff_base_s * 2**(n-1) before the
+        #   n-th retry.
+        # TODO 12 (traces-span-services; rules 1.19 to 1.25): count consecutive failed exports; at
+        #   failure_threshold open the circuit (return FAILURE at once without calling the
+        #   exporter); after reset_timeout_s (by self._clock) let one single-attempt trial through:
+        #   success closes the circuit, failure opens it again.
+        # TODO 13 (traces-span-services; rule 1.27): never raise into the application: catch
+        #   everything.
         return self.exporter.export(spans)
 
     def shutdown(self) -> None:

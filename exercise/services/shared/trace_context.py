@@ -65,19 +65,19 @@ class WorkshopPropagator(TextMapPropagator):
 
     def extract(self, carrier: CarrierT, context: Context | None = None,
                 getter: Getter[CarrierT] | None = None) -> Context:
-        # TODO 1 (context-propagates): do what extract_context does, reading headers through
-        #   `getter` (case-insensitively).
+        # TODO 1 (context-propagates, traces-span-services; rules 2.1 to 2.8, 2.20, 2.23): do what
+        #   extract_context does, reading headers through `getter` (case-insensitively).
         return context if context is not None else otel_context.get_current()
 
     def inject(self, carrier: CarrierT, context: Context | None = None,
                setter: Setter[CarrierT] = default_setter) -> None:
-        # TODO 2 (context-propagates): do what inject_context does (b3=False), writing through
-        #   `setter`.
+        # TODO 2 (context-propagates; rules 2.13, 2.18 to 2.22): do what inject_context does
+        #   (b3=False), writing through `setter`.
         pass
 
     @property
     def fields(self) -> set[str]:
-        # TODO 2 (context-propagates): the header names inject writes.
+        # TODO 2 (context-propagates; rules 2.13, 2.18 to 2.22): the header names inject writes.
         return set()
 
 
@@ -85,11 +85,15 @@ def extract_context(headers: Mapping[str, str], context: Context | None = None) 
     """The context an incoming request continues: its remote parent, allowed baggage,
     correlation id and sampling override. Starts from ``context`` (default: an empty
     context, as OpenTelemetry's propagators do). Never raises."""
-    # TODO 1 (context-propagates): W3C traceparent/tracestate win; else B3 single; else B3
-    #   multi; a malformed header gives no remote parent and never raises.
-    # TODO 3 (rich-attributes): read W3C baggage in every case and keep only allowed keys.
-    # TODO 4 (context-propagates): keep a sane X-Correlation-ID in the context (private key).
-    # TODO 5 (sampling-works): keep the normalised X-Trace-Sampling value in the context.
+    # TODO 1 (context-propagates, traces-span-services; rules 2.1 to 2.8, 2.20, 2.23): W3C
+    #   traceparent/tracestate win; else B3 single; else B3 multi; a malformed header gives no
+    #   remote parent and never raises.
+    # TODO 3 (context-propagates; rules 2.4, 2.14, 2.15, 2.24 to 2.26): read W3C baggage in every
+    #   case and keep only allowed keys.
+    # TODO 4 (context-propagates; rules 2.16, 2.17, 2.28 to 2.31): keep a sane X-Correlation-ID in
+    #   the context (private key).
+    # TODO 5 (context-propagates, sampling-works; rules 2.9, 2.32, 2.33): keep the normalised
+    #   X-Trace-Sampling value in the context.
     return context if context is not None else otel_context.get_current()
 
 
@@ -98,11 +102,13 @@ def inject_context(headers: MutableMapping[str, str] | None = None,
     """Write ``traceparent`` (+ ``tracestate``), ``baggage`` and ``X-Correlation-ID`` for
     ``context`` (default: the current one) into ``headers``; ``b3=True`` adds ``b3``.
     Returns the mapping it wrote into (a new dict when ``headers`` is None)."""
-    # TODO 2 (context-propagates): write traceparent (and tracestate when present) for the
-    #   context's valid span; with b3=True also the single b3 header.
-    # TODO 3 (rich-attributes): write `baggage` with the allowed entries, only when there are any.
-    # TODO 4 (context-propagates): write X-Correlation-ID = correlation_id({}, context) when the
-    #   context holds a correlation id or a valid span, never replacing one already in headers.
+    # TODO 2 (context-propagates; rules 2.13, 2.18 to 2.22): write traceparent (and tracestate when
+    #   present) for the context's valid span; with b3=True also the single b3 header.
+    # TODO 3 (context-propagates; rules 2.4, 2.14, 2.15, 2.24 to 2.26): write `baggage` with the
+    #   allowed entries, only when there are any.
+    # TODO 4 (context-propagates; rules 2.16, 2.17, 2.28 to 2.31): write X-Correlation-ID =
+    #   correlation_id({}, context) when the context holds a correlation id or a valid span, never
+    #   replacing one already in headers.
     if headers is None:
         headers = {}
     return headers  # type: ignore[return-value]
@@ -111,27 +117,30 @@ def inject_context(headers: MutableMapping[str, str] | None = None,
 def set_baggage_items(items: Mapping[str, str], context: Context | None = None) -> Context:
     """A new context with ``items`` added to the baggage of ``context`` (default: current).
     Attach it (``context.attach``) for it to reach the spans and calls that follow."""
-    # TODO 3 (rich-attributes): baggage.set_baggage(key, value, ctx) for each item.
+    # TODO 3 (context-propagates; rules 2.4, 2.14, 2.15, 2.24 to 2.26): baggage.set_baggage(key,
+    #   value, ctx) for each item.
     return context if context is not None else otel_context.get_current()
 
 
 def get_baggage_items(context: Context | None = None) -> dict[str, str]:
     """Every baggage entry of ``context`` (default: the current context)."""
-    # TODO 3 (rich-attributes): baggage.get_all(context) as a dict of strings.
+    # TODO 3 (context-propagates; rules 2.4, 2.14, 2.15, 2.24 to 2.26): baggage.get_all(context) as
+    #   a dict of strings.
     return {}
 
 
 def correlation_id(headers: Mapping[str, str], context: Context | None = None) -> str:
     """The sane ``X-Correlation-ID`` in ``headers``; else the id kept in ``context``
     (default: current); else that context's trace id (32 hex); else a new random id."""
-    # TODO 4 (context-propagates): follow the rules above (the services echo this on every
-    #   response, when it is not empty).
+    # TODO 4 (context-propagates; rules 2.16, 2.17, 2.28 to 2.31): follow the rules above (the
+    #   services echo this on every response, when it is not empty).
     return ""
 
 
 def sampling_override(context: Context | None = None) -> str | None:
     """``"always"``, ``"never"`` or None: the ``X-Trace-Sampling`` wish kept in ``context``."""
-    # TODO 5 (sampling-works): read the value extract_context kept in the context.
+    # TODO 5 (context-propagates, sampling-works; rules 2.9, 2.32, 2.33): read the value
+    #   extract_context kept in the context.
     return None
 
 
@@ -139,14 +148,14 @@ def sampling_decision_deferred(context: Context | None = None) -> bool:
     """True when the parent in ``context`` is a remote span whose header carried no sampling
     decision (B3 may omit it): the sampler should then decide as for a new trace, keeping the
     trace id. Its ``sampled`` flag is off and means nothing."""
-    # TODO 5 (sampling-works): remember, in extract_context, which remote B3 parent came
-    #   without a decision, and report it here.
+    # TODO 5 (context-propagates, sampling-works; rules 2.9, 2.32, 2.33): remember, in
+    #   extract_context, which remote B3 parent came without a decision, and report it here.
     return False
 
 
 def current_trace_ids() -> dict[str, str]:
     """``{"trace_id": <32 hex>, "span_id": <16 hex>}`` for the current span, else ``{}``."""
-    # TODO 6 (context-propagates): format the current valid span's ids
+    # TODO 6 (context-propagates; rules 2.34, 2.35): format the current valid span's ids
     #   (trace.format_trace_id / format_span_id).
     return {}
 
@@ -154,5 +163,5 @@ def current_trace_ids() -> dict[str, str]:
 def add_trace_ids(logger: Any, method_name: str, event_dict: dict) -> dict:
     """structlog processor: add the current ``trace_id`` and ``span_id`` to every event, so a
     log line can be found from its trace and the other way round."""
-    # TODO 6 (context-propagates): add current_trace_ids() to event_dict.
+    # TODO 6 (context-propagates; rules 2.34, 2.35): add current_trace_ids() to event_dict.
     return event_dict
