@@ -42,7 +42,7 @@ from __future__ import annotations
 # OrderRun, Orders, TracePicture, GradingProblem, TREE_ENV and grading_history are not in
 # __all__ (a notebook's `import *` leaves them out) but stay reachable as kit.notebook.NAME.
 from kit.notebook.display import compare, expectations, learner, not_done, try_it
-from kit.notebook.expected import at_least, expect_order
+from kit.notebook.expected import at_least, between, expect_order
 from kit.notebook.grading import GradingProblem, check, grading_history  # noqa: F401
 from kit.notebook.orders import OrderRun, Orders, open_mesh, run_order, run_orders  # noqa: F401
 from kit.notebook.pictures import (LINKS, TracePicture, example_trace, labels, records, show_retries,  # noqa: F401
@@ -54,5 +54,5 @@ from kit.traces.waterfall import critical_path
 
 __all__ = ["use_tree", "current_tree", "reload", "show_step", "course_overview", "open_mesh",
            "run_order", "run_orders", "show_trace", "show_service_map", "trace_picture",
-           "records", "traces", "try_it", "learner", "compare", "expectations", "not_done", "expect_order", "at_least", "show_retries", "labels", "LINKS", "show_table", "check", "example_trace", "critical_path",
+           "records", "traces", "try_it", "learner", "compare", "expectations", "not_done", "expect_order", "at_least", "between", "show_retries", "labels", "LINKS", "show_table", "check", "example_trace", "critical_path",
            "service_dependencies"]

@@ -78,6 +78,14 @@ def at_least(n: int):
     return _at_least(n)
 
 
+def between(low: int, high: int):
+    """An expected value for `expectations`: any number from `low` to `high`."""
+    def check(value: Any) -> bool:
+        return isinstance(value, int) and low <= value <= high
+    check.__doc__ = f"{low} to {high}"
+    return check
+
+
 def _at_least(n: int):
     def check(value: Any) -> bool:
         return isinstance(value, int) and value >= n
