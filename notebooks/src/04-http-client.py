@@ -90,7 +90,7 @@ compare(client_spans(run.spans),
 show_trace(run)
 
 # %% [markdown]
-# ## Try it: the payment provider is down
+# ## Try it: the payment provider is down (retries: deeper, TODOs 4-5)
 #
 # The external API answers 503 to everything. The payment service retries its call (a `POST`
 # with an `Idempotency-Key` may be retried), the order service retries *its* call to the

@@ -36,9 +36,9 @@ show_step(5)
 #   a service to a database or an outside API.
 #
 # The pictures in these notebooks draw the kit's own answers (`kit.traces.analysis`, the
-# contract's definitions); here every "Try it" shows yours next to the kit's. TODOs 1-3 (the
-# tree, the duration, the critical path) are the core of this step; self time, the timeline,
-# the service map and the endpoint are the deeper part.
+# contract's definitions); here every "Try it" shows yours next to the kit's. TODOs 1-4 and 6
+# (the tree, the duration, the critical path, the bottlenecks and the service map) are the core
+# of this step; the timeline and the endpoint are the deeper part.
 #
 # ## Try it: the worked example from the contract
 #
@@ -139,7 +139,7 @@ if edges is not None:
 show_service_map(slow, title="The kit's service map")
 
 # %% [markdown]
-# ## Try it: the endpoint
+# ## Try it: the endpoint (deeper: TODO 7)
 #
 # The gateway serves all of it at `GET /monitoring/traces/{trace_id}`, reading the spans from
 # the span store (in the notebook, the spans the services exported). Expected: 200, with
