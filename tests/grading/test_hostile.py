@@ -24,7 +24,7 @@ from kit.grading import sandbox
 TIMEOUT_S = 2
 #: With the sandbox (kit.grading.sandbox), several attacks cannot even find their target; the
 #: tests below say what each gets in both worlds.
-SANDBOXED = sandbox.available()[0]
+SANDBOXED = sandbox.available()[0] and os.environ.get("WORKSHOP_SANDBOX") != "off"
 
 SYNTAX_ERROR = "def broken(:\n    pass\n"
 RAISES_AT_IMPORT = "raise RuntimeError('boom at import')\n"
