@@ -380,7 +380,7 @@ def test_generated_header_sets_give_the_parent_the_rules_say():
     baggage_items = tc("get_baggage_items")
     problems: list[str] = []
 
-    @settings(derandomize=True, database=None, max_examples=40, deadline=None, print_blob=False,
+    @settings(derandomize=True, database=None, max_examples=30, deadline=None, print_blob=False,
               suppress_health_check=list(HealthCheck), report_multiple_bugs=False)
     @given(header_sets())
     def run(case):

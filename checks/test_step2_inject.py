@@ -150,7 +150,7 @@ def test_b3_true_also_writes_the_single_b3_header():
         value = got.get("b3", "")
         match = re.fullmatch(r"([0-9a-f]{32}|[0-9a-f]{16})-([0-9a-f]{16})(?:-([01d]))?(?:-[0-9a-f]{16})?", value)
         ok = (match and match[1].rjust(32, "0") == TRACE and match[2] == SPAN
-              and match[3] in (("1", "d") if sampled else ("0",)))
+              and match[3] in ((None, "1", "d") if sampled else (None, "0")))
         expect(ok and "traceparent" in got, did=did,
                expected=f"traceparent and b3: {TRACE}-{SPAN}-{'1' if sampled else '0'}", saw=got)
     did = "called inject_context({}, ctx) (b3 not asked for)"
