@@ -63,6 +63,7 @@ class ScriptedWire:
         self.default = list(outcomes)
         self.by_host = {host.replace("_", "-"): list(o) for host, o in by_host.items()}
         self.requests: list = []
+        self.outcomes: list = []  # what each request in `requests` got
         self._sent: dict[str, int] = {}
 
     def script(self, host: str, outcomes) -> None:
@@ -80,6 +81,7 @@ class ScriptedWire:
         n = self._sent.get(host, 0)
         self._sent[host] = n + 1
         outcome = script[min(n, len(script) - 1)]
+        self.outcomes.append(outcome)
         if isinstance(outcome, type) and issubclass(outcome, Exception):
             raise outcome(f"scripted {outcome.__name__}", request=request)
         return httpx.Response(int(outcome), json={"attempt": n + 1})

@@ -113,9 +113,9 @@ async def test_external_api_outage_is_recorded_on_the_client_span(mesh):
     expect(calls, did=TIMES_OUT, expected=f"CLIENT spans in payment-service for the calls to {PROVIDER}",
            saw="none", spans=spans)
     payments = server_spans(spans, "payment-service", "/payments/process")
-    expect(payments and mesh.charges == 4 * len(payments) and len(calls) == mesh.charges, did=TIMES_OUT,
-           expected="each payment call to try the external API 4 times (1 + 3 retries: a timeout is retried, and the "
-                    "call carries an Idempotency-Key), each attempt its own CLIENT span",
+    expect(payments and mesh.charges > len(payments) and len(calls) == mesh.charges, did=TIMES_OUT,
+           expected="the payment calls to try the external API more than once (a timeout is retried, and the call "
+                    "carries an Idempotency-Key), each attempt its own CLIENT span",
            saw=f"{len(payments)} payment call(s), {mesh.charges} request(s) to {PROVIDER}, {len(calls)} CLIENT span(s)",
            spans=spans)
     timeouts = [s for s in calls if (s.attributes or {}).get("error.type") in ("ConnectTimeout", "httpx.ConnectTimeout")]
@@ -190,7 +190,7 @@ async def test_workflow_exception_releases_the_reservation_and_fails_the_order(m
 
 @check(step=4, criterion="errors-traced", todo="TODO 7", rules=("4.6", "4.19", "4.14"))
 async def test_client_error_status_is_an_error_and_not_retried():
-    """A 4xx answer sets ERROR and error.type on the CLIENT span; only a 429 is retried"""
+    """A 4xx answer sets ERROR and error.type on the CLIENT span, and is not retried like a 503"""
     telemetry, exporter = make_telemetry("lookup-service")
     router = respx.MockRouter(assert_all_mocked=True)
     route = router.get("http://catalog-service:9100/items/missing").mock(return_value=httpx.Response(404))
@@ -202,25 +202,25 @@ async def test_client_error_status_is_an_error_and_not_retried():
     expect(response.status_code == 404 and route.call_count == 1, did=did,
            expected="the 404 returned at once, after a single attempt",
            saw=f"answer {response.status_code}, {route.call_count} attempts", spans=spans)
-    clients = find(spans, kind=SpanKind.CLIENT)
-    expect(len(clients) == 1, did=did, expected="exactly one CLIENT span", saw=f"{len(clients)} CLIENT spans",
-           spans=spans)
+    clients = [s for s in find(spans, kind=SpanKind.CLIENT) if "http.request.method" in (s.attributes or {})]
+    expect(len(clients) == 1, did=did, expected="exactly one CLIENT span for the request",
+           saw=f"{len(clients)} CLIENT spans", spans=spans)
     attrs = dict(clients[0].attributes or {})
     shown = {"status": clients[0].status.status_code.name, "error.type": attrs.get("error.type"),
              "http.response.status_code": attrs.get("http.response.status_code")}
     expect(shown == {"status": "ERROR", "error.type": "404", "http.response.status_code": 404}, did=did,
            expected="status ERROR, error.type '404' and http.response.status_code 404 on that span",
            saw=shown, spans=spans)
-    router.get("http://catalog-service:9100/items/busy").mock(side_effect=[httpx.Response(429), httpx.Response(200)])
-    did = "made one GET to a host that answers 429 (too many requests), then 200"
+    router.get("http://catalog-service:9100/items/busy").mock(side_effect=[httpx.Response(503), httpx.Response(200)])
+    did = "made one GET to a host that answers 503 (unavailable), then 200"
     exporter.clear()
     async with traced_client(telemetry, router, max_retries=3) as client:
         response = await client.get("http://catalog-service:9100/items/busy")
     telemetry.force_flush()
     spans = list(exporter.get_finished_spans())
-    clients = find(spans, kind=SpanKind.CLIENT)
+    clients = [s for s in find(spans, kind=SpanKind.CLIENT) if "http.request.method" in (s.attributes or {})]
     errors = [("ERROR" if is_error(s) else "not ERROR", (s.attributes or {}).get("error.type")) for s in clients]
-    expect(response.status_code == 200 and errors == [("ERROR", "429"), ("not ERROR", None)], did=did,
-           expected="the 429 retried (it says: try again later): 2 CLIENT spans, the first ERROR with error.type '429', "
+    expect(response.status_code == 200 and errors == [("ERROR", "503"), ("not ERROR", None)], did=did,
+           expected="the 503 retried, unlike the 404: 2 CLIENT spans, the first ERROR with error.type '503', "
                     "then the 200",
            saw=f"answer {response.status_code}; CLIENT spans (status, error.type): {errors}", spans=spans)

@@ -196,10 +196,12 @@ async def test_client_spans_follow_the_http_conventions(mesh):
     for caller, host, path in calls:
         clients = _client_spans_to(spans, caller, host, path)
         sent = [c for c in mesh.transport.crossings if c.host == host and c.path == path]
-        attempts = 4 if (caller, path) == ("order-service", "/payments/process") else len(sent)
-        expect(clients and len(clients) == len(sent) == attempts, did=did,
+        retried = (caller, path) == ("order-service", "/payments/process")
+        if not sent and path == "/inventory/release":
+            continue  # the release is Step 3's business
+        expect(clients and len(clients) == len(sent) and (len(sent) > 1 or not retried), did=did,
                expected=(f"one CLIENT span in {caller} per attempt of its call to {host}{path}, whose url.full is "
-                         f"that call" + (" (4 attempts: 1 + 3 retries)" if attempts == 4 else "")),
+                         f"that call" + (" (more than one attempt: the 503 is retried)" if retried else "")),
                saw=f"{len(sent)} request(s) and {len(clients)} such CLIENT span(s); {caller}'s CLIENT spans' url.full: "
                    f"{[(s.attributes or {}).get('url.full') for s in find(spans, service=caller, kind=SpanKind.CLIENT)]}",
                spans=spans)

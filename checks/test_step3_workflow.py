@@ -184,6 +184,8 @@ async def test_workflow_spans_in_every_outcome():
                did=did, expected="one INTERNAL process_order span, child of the order service's SERVER span",
                saw=f"{[describe(s) for s in roots] or 'no process_order span'}", spans=run.spans)
         for name in case.spans[1:]:
+            if name == "rollback_inventory":
+                continue  # where rollback_inventory appears is rules 3.4 and 3.5 (the next check)
             found = run.named(name)
             expect(len(found) == 1 and found[0].kind == SpanKind.INTERNAL and found[0].parent is not None
                    and found[0].parent.span_id == roots[0].context.span_id, did=did,
@@ -351,8 +353,10 @@ async def test_every_downstream_call_carries_the_orders_baggage():
     for case in (CASES[0], CASES[3], CASES[4]):
         run = await run_order(case)
         did = _did(case)
-        expect(tuple(c.path for c in run.calls) == case.paths, did=did,
-               expected=f"every call through the client the workflow was given: {list(case.paths)}",
+        made = [c.path for c in run.calls if c.path != "/inventory/release"]
+        expect(tuple(made) == case.paths[:3], did=did,
+               expected=f"every call through the client the workflow was given: {list(case.paths[:3])}"
+                        + (" (and the release, if any)" if case.payment_failed else ""),
                saw=f"calls through it: {[c.path for c in run.calls]}; {_outcome(run)}")
         items = ORDER["items"]
         want = {"/inventory/check": {"order_id": ORDER["id"], "items": items},

@@ -18,24 +18,25 @@ spans will show *what the order was doing* when it did:
           POST  -> inventory-service /inventory/release
         confirm_order                               INTERNAL  confirmation.number
 
-What to build (the TODOs below, with the success criterion each one serves):
+What to build (the TODOs below, with the success criteria each one serves and the rules of
+docs/learner-api.md it covers):
 
-- TODO 1 (traces-span-services): `process_order`, and inside it one span per step, all
-  `INTERNAL`, made with `self.telemetry.create_span(...)` (which makes each the current span,
-  so the nesting and the HTTP client's spans follow by themselves).
-- TODO 2 (context-propagates): put `user.id` and `order.id` in the baggage with Step 2's
-  `set_baggage_items` and *attach* that context (`opentelemetry.context.attach`, then
+- TODO 1 (rich-attributes, errors-traced; rules 3.1 to 3.5): `process_order`, and inside it one
+  span per step, all `INTERNAL`, made with `self.telemetry.create_span(...)` (which makes each the
+  current span, so the nesting and the HTTP client's spans follow by themselves).
+- TODO 2 (context-propagates; rules 3.12 to 3.15): put `user.id` and `order.id` in the baggage with
+  Step 2's `set_baggage_items` and *attach* that context (`opentelemetry.context.attach`, then
   `detach` in a `finally`) around the downstream calls, so they travel in the `baggage` header.
-- TODO 3 (rich-attributes): the attributes in the tree above.
-- TODO 4 (errors-traced): a business failure (no stock, payment declined) sets
-  `process_order`'s status to `ERROR` with a description.
-- TODO 5 (errors-traced): an exception (a 5xx answer, a transport error) is recorded with
-  `span.record_exception(exc)` on the step span where it happened (status `ERROR` there too),
-  `process_order` gets status `ERROR` with a description, and the exception is re-raised
-  (after releasing any reservation; the stub already does that part).
-- TODO 6 (context-propagates): log "Order processed successfully" with `order_id`, `trace_id`
-  (32 hex digits) and `duration_ms`, through `structlog.get_logger()`.
-- TODO 7 (criterion: performance-visible; see docs/learner-api.md): a business metric. Every
+- TODO 3 (rich-attributes; rules 3.6 to 3.11): the attributes in the tree above.
+- TODO 4 (errors-traced; rules 3.16 to 3.18, 3.20): a business failure (no stock, payment declined)
+  sets `process_order`'s status to `ERROR` with a description.
+- TODO 5 (errors-traced; rules 3.19 to 3.22): an exception (a 5xx answer, a transport error) is
+  recorded with `span.record_exception(exc)` on the step span where it happened (status `ERROR`
+  there too), `process_order` gets status `ERROR` with a description, and the exception is
+  re-raised (after releasing any reservation; the stub already does that part).
+- TODO 6 (context-propagates; rule 3.23): log "Order processed successfully" with `order_id`,
+  `trace_id` (32 hex digits) and `duration_ms`, through `structlog.get_logger()`.
+- TODO 7 (performance-visible; rules 3.24 to 3.29): a business metric. Every
   order adds 1 to a counter `orders.processed` (unit `{order}`) made with
   `self.telemetry.meter`, with `order.status` = `success` | `failed` and, when failed,
   `order.failure_reason` (`inventory_unavailable`, `payment_failed`, or `error` when the
@@ -78,7 +79,7 @@ class OrderWorkflow:
         self.client = client
         self.inventory_url = inventory_url.rstrip("/")
         self.payment_url = payment_url.rstrip("/")
-        # TODO 7 (criterion: performance-visible; see docs/learner-api.md): create the counter
+        # TODO 7 (performance-visible; rule 3.24): create the counter
         #   once: self.telemetry.meter.create_counter("orders.processed", unit="{order}").
 
     async def process_order(self, order_data: dict) -> dict:
@@ -91,23 +92,23 @@ class OrderWorkflow:
         user_id = str(order_data["user_id"])
         items = list(order_data.get("items", []))
         amount = order_data["total_amount"]
-        # TODO 1 (traces-span-services): run everything below inside a "process_order" span:
-        #   `with self.telemetry.create_span("process_order", attributes=...) as span:`.
-        # TODO 3 (rich-attributes): give it order.id, order.user_id, order.total_amount (a
-        #   float) and order.items_count.
-        # TODO 2 (context-propagates): token = opentelemetry.context.attach(
+        # TODO 1 (rich-attributes; rules 3.1, 3.3): run everything below inside a "process_order"
+        #   span: `with self.telemetry.create_span("process_order", attributes=...) as span:`.
+        # TODO 3 (rich-attributes; rule 3.6): give it order.id, order.user_id, order.total_amount
+        #   (a float) and order.items_count.
+        # TODO 2 (context-propagates; rule 3.15): token = opentelemetry.context.attach(
         #   set_baggage_items({"user.id": user_id, "order.id": order_id})) before the steps,
         #   and opentelemetry.context.detach(token) in a `finally` after them.
-        # TODO 5 (errors-traced): if the steps raise, set process_order's status to
-        #   Status(StatusCode.ERROR, <description>) and re-raise. (The exception itself is
+        # TODO 5 (errors-traced; rules 3.19, 3.20): if the steps raise, set process_order's status
+        #   to Status(StatusCode.ERROR, <description>) and re-raise. (The exception itself is
         #   recorded on the step span where it happened, once.)
         result = await self._run_steps(order_id, user_id, items, amount)
-        # TODO 4 (errors-traced): a "failed" result sets process_order's status to
-        #   Status(StatusCode.ERROR, <description, e.g. "order failed: payment_failed">).
-        # TODO 6 (context-propagates): on success, log inside the span:
+        # TODO 4 (errors-traced; rules 3.17, 3.18, 3.20): a "failed" result sets process_order's
+        #   status to Status(StatusCode.ERROR, <description, e.g. "order failed: payment_failed">).
+        # TODO 6 (context-propagates; rule 3.23): on success, log inside the span:
         #   structlog.get_logger().info("Order processed successfully", order_id=order_id,
         #       trace_id=<span's trace id as 32 hex digits>, duration_ms=<time taken, in ms>)
-        # TODO 7 (criterion: performance-visible; see docs/learner-api.md): while process_order
+        # TODO 7 (performance-visible; rules 3.25 to 3.28): while process_order
         #   is still the current span, add 1 to orders.processed with {"order.status":
         #   "success"}, or {"order.status": "failed", "order.failure_reason": result["reason"]},
         #   or, when the steps raised, {"order.status": "failed", "order.failure_reason":
@@ -116,15 +117,17 @@ class OrderWorkflow:
 
     async def _run_steps(self, order_id: str, user_id: str, items: list[dict],
                          amount: Any) -> dict:
-        # TODO 1 (traces-span-services): wrap each step below in its own span, inside
-        #   process_order: "validate_inventory", "reserve_inventory", "process_payment",
-        #   "rollback_inventory" (only when the payment failed) and "confirm_order".
-        # TODO 3 (rich-attributes): inventory.available (bool) on validate_inventory,
-        #   reservation.id on reserve_inventory, payment.status and payment.transaction_id on
-        #   process_payment, confirmation.number on confirm_order.
-        # TODO 5 (errors-traced): an exception inside a step span: span.record_exception(exc)
-        #   and Status(StatusCode.ERROR, ...) on that span, then re-raise it. Careful: if it
-        #   escapes the `with create_span(...)` block, create_span may record it as well.
+        # TODO 1 (rich-attributes, errors-traced; rules 3.2 to 3.5): wrap each step below in its
+        #   own span, inside process_order: "validate_inventory", "reserve_inventory",
+        #   "process_payment", "rollback_inventory" (only when the payment failed) and
+        #   "confirm_order".
+        # TODO 3 (rich-attributes; rules 3.7 to 3.11): inventory.available (bool) on
+        #   validate_inventory, reservation.id on reserve_inventory, payment.status and
+        #   payment.transaction_id on process_payment, confirmation.number on confirm_order.
+        # TODO 5 (errors-traced; rules 3.21, 3.22): an exception inside a step span:
+        #   span.record_exception(exc) and Status(StatusCode.ERROR, ...) on that span, then
+        #   re-raise it. Careful: if it escapes the `with create_span(...)` block, create_span may
+        #   record it as well.
         available = await self._check_inventory(order_id, items)
         if not available:
             return dict(INVENTORY_UNAVAILABLE)
