@@ -290,3 +290,18 @@ def test_every_page_answers_before_any_span_is_stored(tmp_path, make):
         assert client.get(url).status_code == 200, url
     assert client.get("/viewer/?trace=not-an-id").status_code == 422
     assert client.get("/viewer/traces/" + "a" * 32).status_code == 404
+
+
+def test_a_file_indexed_with_another_layout_is_indexed_again(tmp_path):
+    path = tmp_path / "spans.db"
+    bench.build_store(path, 10, span_ms=60_000)
+    assert Index(path, min_refresh_s=0).refresh(force=True) == 130
+    conn = sqlite3.connect(path)
+    conn.execute("UPDATE kit_state SET value = 'old' WHERE key = 'schema'")
+    conn.execute("DROP INDEX kit_spans_by_grp")
+    conn.commit()
+    conn.close()
+    again = Index(path, min_refresh_s=0)
+    assert again.refresh(force=True) == 130
+    assert again.search(limit=100)["total"] == 10
+    assert len(again.operations()) == 5

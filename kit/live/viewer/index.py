@@ -45,7 +45,7 @@ CREATE TABLE IF NOT EXISTS kit_spans (
 CREATE INDEX IF NOT EXISTS kit_spans_by_time ON kit_spans
     (kind, start_ms, service, grp, bucket, duration_ms, status);
 CREATE INDEX IF NOT EXISTS kit_spans_by_grp ON kit_spans
-    (kind, service, grp, bucket, duration_ms, start_ms, status);
+    (kind, service, grp, bucket, duration_ms, start_ms, status, tags);
 CREATE INDEX IF NOT EXISTS kit_spans_by_edge ON kit_spans
     (kind, service, target, bucket, duration_ms, start_ms, status);
 CREATE TABLE IF NOT EXISTS kit_traces (
@@ -68,6 +68,11 @@ CREATE TABLE IF NOT EXISTS kit_endpoints (port INTEGER PRIMARY KEY, service TEXT
 CREATE TABLE IF NOT EXISTS kit_aliases (address TEXT PRIMARY KEY, name TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS kit_state (key TEXT PRIMARY KEY, value) WITHOUT ROWID;
 """
+
+#: The layout of the tables above; a span file indexed with another is indexed again.
+SCHEMA_VERSION = 4
+_DERIVED = ("kit_spans", "kit_traces", "kit_trace_ops", "kit_operations", "kit_endpoints",
+            "kit_aliases", "kit_state")
 
 # One INSERT ... SELECT per catch-up: SQLite's JSON functions read the attributes. A CLIENT
 # span's group is `target \x1f type \x1f name` (name with the URL path for HTTP); its target is
@@ -223,7 +228,18 @@ class Index:
         if self._ready:
             return
         conn.execute("PRAGMA journal_mode = WAL")
+        try:
+            row = conn.execute("SELECT value FROM kit_state WHERE key = 'schema'").fetchone()
+        except sqlite3.OperationalError:
+            row = None
+        if row is None or str(row[0]) != str(SCHEMA_VERSION):
+            # Indexes of an older layout (or none): build them again from the spans.
+            conn.execute("BEGIN IMMEDIATE")
+            for table in _DERIVED:
+                conn.execute(f"DROP TABLE IF EXISTS {table}")
+            conn.execute("COMMIT")
         conn.executescript(SCHEMA + CAPTURE_SCHEMA)
+        conn.execute("INSERT OR REPLACE INTO kit_state VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
         if self.aliases:
             conn.executemany("INSERT OR REPLACE INTO kit_aliases VALUES (?, ?)",
                              sorted(self.aliases.items()))
@@ -378,10 +394,11 @@ class Index:
         cond = " AND ".join(where)
         # A minimum duration is counted on the duration index (it is usually selective); when
         # few traces pass it, the page is read from there too and sorted, else newest first.
-        by = "kit_traces_by_duration_start" if min_duration_ms else "kit_traces_by_start"
+        by = ("kit_traces_by_duration_start" if min_duration_ms else
+              "kit_traces_errors" if errors_only else "kit_traces_by_start")
         total = self._rows(f"SELECT COUNT(*) FROM kit_traces t INDEXED BY {by} WHERE {cond}", args)
-        if not (min_duration_ms and total and total[0][0] <= 5_000):
-            by = "kit_traces_by_start"
+        if min_duration_ms and not (total and total[0][0] <= 5_000):
+            by = "kit_traces_errors" if errors_only else "kit_traces_by_start"
         rows = self._rows(f"SELECT {cols} FROM kit_traces t INDEXED BY {by} WHERE {cond} "
                           "ORDER BY t.start_ms DESC LIMIT ? OFFSET ?",
                           [*args, int(limit), int(offset)])
