@@ -107,10 +107,14 @@ def test_exemplars_name_the_sampled_span_that_was_current():
     sampled, _, sampled_reader = metered("exemplar-service", ratio=1.0)
     did = "recorded a histogram (checks.latency) inside a span of a service sampling everything"
     histogram = sampled.meter.create_histogram("checks.latency", unit="s")
-    with sampled.create_span("timed") as span:
-        ctx = span.get_span_context()
-        histogram.record(0.25)
-    histogram.record(0.75)  # outside any span: no exemplar
+    clean = otel_context.attach(otel_context.Context())  # whatever ran before, no span is current here
+    try:
+        with sampled.create_span("timed") as span:
+            ctx = span.get_span_context()
+            histogram.record(0.25)
+        histogram.record(0.75)  # outside any span: no exemplar
+    finally:
+        otel_context.detach(clean)
     expect(ctx.is_valid and ctx.trace_flags.sampled, did=did, expected="create_span to give a real, sampled span",
            saw=f"span context {ctx}")
     flush(sampled, did)

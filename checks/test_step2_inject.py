@@ -76,7 +76,11 @@ def test_inject_writes_traceparent_and_tracestate_into_the_dict_it_returns():
                (written is not None and [m.strip() for m in written.split(",")] == tracestate.split(",")), did=did,
                expected=f"tracestate: {tracestate}" if tracestate else "no tracestate header", saw=headers)
     did = "called inject_context() with no arguments inside no span"
-    fresh = inject(did=did)
+    clean = otel_context.attach(otel_context.Context())
+    try:
+        fresh = inject(did=did)
+    finally:
+        otel_context.detach(clean)
     expect(isinstance(fresh, dict) and "traceparent" not in lower(fresh), did=did,
            expected="a new dict, without traceparent (no valid span)", saw=repr(fresh))
     token = otel_context.attach(with_span(span_context()))
@@ -264,9 +268,13 @@ def test_set_baggage_items_returns_a_new_context_whose_spans_carry_it():
     set_baggage_items, get_baggage_items = tc("set_baggage_items"), tc("get_baggage_items")
     telemetry, exporter = make_telemetry("baggage-service")
     did = "called set_baggage_items({'user.id': 'u-9', 'feature.beta': 'on'}) without attaching what it returned"
-    before = get_baggage_items()
-    ctx = set_baggage_items({"user.id": "u-9", "feature.beta": "on"})
-    after = get_baggage_items()
+    clean = otel_context.attach(otel_context.Context())  # whatever ran before, start from an empty context
+    try:
+        before = get_baggage_items()
+        ctx = set_baggage_items({"user.id": "u-9", "feature.beta": "on"})
+        after = get_baggage_items()
+    finally:
+        otel_context.detach(clean)
     expect(get_baggage_items(ctx) == {"user.id": "u-9", "feature.beta": "on"} and before == after == {}, did=did,
            expected="the entries in the returned context only; the current context unchanged",
            saw=f"returned context: {get_baggage_items(ctx)}, current before/after: {before}/{after}")
@@ -323,7 +331,11 @@ def test_trace_ids_reach_the_log_lines_through_the_provided_logging():
     """current_trace_ids names the valid current span; every log line of the provided set-up carries it"""
     current_trace_ids = tc("current_trace_ids")
     telemetry, _ = make_telemetry("logging-service")
-    outside = current_trace_ids()
+    clean = otel_context.attach(otel_context.Context())  # whatever ran before, no span is current here
+    try:
+        outside = current_trace_ids()
+    finally:
+        otel_context.detach(clean)
     token = otel_context.attach(otel_trace.set_span_in_context(INVALID_SPAN))
     try:
         invalid = current_trace_ids()
@@ -341,10 +353,14 @@ def test_trace_ids_reach_the_log_lines_through_the_provided_logging():
     log = structlog.get_logger("checks.logging")
     did = "logged through the provided services/shared/logs.py set-up: once inside a span, once outside"
     with capture_log_events(load("services.shared.logs")) as events:
-        with telemetry.create_span("logged-work") as span:
-            sc = span.get_span_context()
-            log.info("inside the span", step=1)
-        log.info("outside any span")
+        clean = otel_context.attach(otel_context.Context())
+        try:
+            with telemetry.create_span("logged-work") as span:
+                sc = span.get_span_context()
+                log.info("inside the span", step=1)
+            log.info("outside any span")
+        finally:
+            otel_context.detach(clean)
     want = {"trace_id": f"{sc.trace_id:032x}", "span_id": f"{sc.span_id:016x}"}
     inside = [e for e in events if e.get("event") == "inside the span"]
     after = [e for e in events if e.get("event") == "outside any span"]
