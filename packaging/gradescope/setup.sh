@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Gradescope runs this once, when it builds the autograder image (as root, on Ubuntu).
-# It installs Python 3.11+ if the image has none, makes a virtual environment in
-# /autograder/venv, and installs the kit (this zip's contents) with its dependencies, with pip.
+# It installs Python 3.11+ if the image has none, bubblewrap (the grading sandbox; without it,
+# or where the container refuses user namespaces, grading runs unsandboxed and each report says
+# so), makes a virtual environment in /autograder/venv, and installs the kit (this zip's
+# contents) with its dependencies, with pip.
 set -euo pipefail
 
 ROOT="${AUTOGRADER_ROOT:-/autograder}"
@@ -23,6 +25,11 @@ if [ -z "$PYTHON" ]; then
     apt-get update
     apt-get install -y python3.11 python3.11-venv
     PYTHON="$(command -v python3.11)"
+fi
+
+if ! command -v bwrap >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -q && apt-get install -y -q bubblewrap || echo "bubblewrap not installed: grading runs unsandboxed"
 fi
 
 "$PYTHON" -m venv "$ROOT/venv"

@@ -152,8 +152,13 @@ ATTACKS = {
     "reads-tokens-writes-tmp": {STEP_FILES[5]: ENVIRONMENT_AND_TMP},
     "kills-the-warm-parent": {STEP_FILES[3]: KILLS_THE_WARM_PARENT},
 }
-#: Stopped only by the sandbox (without it, the README says they work).
+#: Stopped only by the sandbox (without it, the README says they work): not run without one.
 NEEDS_SANDBOX = {"steals-the-solution", "survives-in-a-new-session", "kills-the-warm-parent"}
+
+
+def _only_with_the_sandbox(name: str) -> None:
+    if name in NEEDS_SANDBOX and not SANDBOXED:
+        pytest.xfail(f"{name}: stopped only by the sandbox, which this run does not have (see the README)")
 
 
 def _digest(root: Path) -> str:
@@ -186,18 +191,20 @@ def world(tmp_path_factory):
         shutil.copytree(ROOT / part, kit / part, ignore=shutil.ignore_patterns("__pycache__"))
     for part in ("course.toml", "grade.py"):
         shutil.copyfile(ROOT / part, kit / part)
-    klass = root / "class"
+    trees, klass = root / "trees", root / "class"
     for name, files in ATTACKS.items():
-        tree = klass / name
+        tree = trees / name
         shutil.copytree(ROOT / "exercise", tree, ignore=shutil.ignore_patterns("__pycache__"))
         for rel, code in files.items():
             with open(tree / rel, "a", encoding="utf-8") as handle:
                 handle.write("\n" + textwrap.dedent(code))
+        if SANDBOXED or name not in NEEDS_SANDBOX:
+            shutil.copytree(tree, klass / name)
     shutil.copytree(ROOT / "solution", klass / "alice", ignore=shutil.ignore_patterns("__pycache__"))
     shutil.make_archive(str(klass / "bob"), "zip", ROOT / "solution")
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
     env.update({"PYTHONPATH": str(kit), "WORKSHOP_INSTRUCTOR_TOKEN": TOKEN})
-    return {"root": root, "kit": kit, "class": klass, "env": env, "before": _digest(kit)}
+    return {"root": root, "kit": kit, "trees": trees, "class": klass, "env": env, "before": _digest(kit)}
 
 
 def _settle(world) -> None:
@@ -210,8 +217,6 @@ def _settle(world) -> None:
 
 def _verdict(name: str, score: float, warnings: list[str], text: str) -> None:
     assert TOKEN not in text, f"{name}: the instructor's token reached the report"
-    if name in NEEDS_SANDBOX and not SANDBOXED:
-        pytest.xfail(f"{name}: stopped only by the sandbox, which this machine cannot make")
     assert score == 0 or warnings, f"{name}: {score} points, unflagged"
     assert MARKER not in text or "sabotaged" not in text
 
@@ -241,6 +246,7 @@ def test_honest_learners_graded_beside_the_attackers_keep_their_scores(batch):
 
 @pytest.mark.parametrize("name", ATTACKS)
 def test_each_attack_in_a_batch(batch, name):
+    _only_with_the_sandbox(name)
     row = batch["rows"][name]
     report = (batch["out"] / row["report"]).read_text()
     _verdict(name, float(row["score"]), [] if row["status"] == "graded" else [row["reason"]], report)
@@ -259,9 +265,10 @@ def test_editing_provided_code_is_named_and_never_graded(batch):
 
 @pytest.mark.parametrize("name", ATTACKS)
 def test_each_attack_by_target(world, name):
+    _only_with_the_sandbox(name)
     out = world["root"] / "target" / f"{name}.json"
     out.parent.mkdir(exist_ok=True)
-    done = subprocess.run([sys.executable, str(world["kit"] / "grade.py"), "--target", str(world["class"] / name),
+    done = subprocess.run([sys.executable, str(world["kit"] / "grade.py"), "--target", str(world["trees"] / name),
                            "--format", "json", "--output", str(out), "--timeout", TIMEOUT_S], cwd=world["kit"],
                           env=world["env"], capture_output=True, text=True, timeout=600)
     assert done.returncode in (0, 1), done.stderr[-3000:]
@@ -274,9 +281,10 @@ def test_each_attack_by_target(world, name):
 
 @pytest.mark.parametrize("name", ATTACKS)
 def test_each_attack_by_the_gradescope_runner(world, name):
+    _only_with_the_sandbox(name)
     results = world["root"] / "gradescope" / name
     done = subprocess.run([sys.executable, "-m", "kit.instructor.package", "gradescope-run", "--submission",
-                           str(world["class"] / name), "--results", str(results), "--timeout", TIMEOUT_S],
+                           str(world["trees"] / name), "--results", str(results), "--timeout", TIMEOUT_S],
                           cwd=world["kit"], env=world["env"], capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     written = (results / "results.json").read_text()
