@@ -101,7 +101,7 @@ def test_e3_good_events_are_those_not_in_error():
            expected=f"{want} (UNSET is the status of most successful spans: good)", saw=got)
 
 
-@check(extension="E3", todo="TODO 1", rules=("E3.5",))
+@check(extension="E3", todo="TODO 1", rules=("E3.5", "0.11"))
 def test_e3_a_latency_slo_counts_slow_events_as_bad():
     """evaluate_slo: for a latency SLO good also means duration_ms <= latency_ms (equal is good)"""
     spans = [request(duration=499.9), request(duration=500), request(duration=500.001),

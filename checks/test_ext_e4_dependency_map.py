@@ -105,7 +105,7 @@ def test_e4_edges_are_summed_over_traces_with_parents_in_their_own_trace():
                     "exists only in other traces, so it is a root there)", saw=got, spans=spans)
 
 
-@check(extension="E4", todo="TODO 3", rules=("E4.4", "0.12"))
+@check(extension="E4", todo="TODO 3", rules=("E4.4", "0.11", "0.12"))
 def test_e4_latency_is_the_duration_of_the_callers_span():
     """dependency_map: p50 and p95 (nearest rank) of the caller's span durations, for 1, 2 and 20 calls"""
     for n in (1, 2, 20):
