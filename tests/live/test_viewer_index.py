@@ -305,3 +305,23 @@ def test_a_file_indexed_with_another_layout_is_indexed_again(tmp_path):
     assert again.refresh(force=True) == 130
     assert again.search(limit=100)["total"] == 10
     assert len(again.operations()) == 5
+
+
+def test_a_span_stored_again_is_counted_once(tmp_path):
+    path = tmp_path / "spans.db"
+    bench.build_store(path, 30, span_ms=30 * 60_000)
+    index = Index(path, min_refresh_s=0)
+    index._SMALL = 0                                   # the rollup path
+    before = {r["operation"]: r for r in index.operations()}
+    conn = sqlite3.connect(path)
+    row = list(conn.execute("SELECT * FROM spans WHERE name = 'POST /auth/verify' "
+                            "ORDER BY start_ms LIMIT 1").fetchone())
+    row[7] = 9_999.0                                   # exported again, now 10 s long
+    conn.execute(f"INSERT OR REPLACE INTO spans VALUES ({', '.join('?' * len(row))})", row)
+    conn.commit()
+    conn.close()
+    assert index.refresh(force=True) == 1
+    after = {r["operation"]: r for r in index.operations()}
+    assert after["POST /auth/verify"]["count"] == before["POST /auth/verify"]["count"] == 30
+    assert after["POST /auth/verify"]["max_ms"] == after["POST /auth/verify"]["p99_ms"] == 9_999.0
+    assert after["POST /api/orders"] == before["POST /api/orders"]

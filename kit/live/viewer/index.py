@@ -62,6 +62,11 @@ CREATE TABLE IF NOT EXISTS kit_trace_ops (
 CREATE INDEX IF NOT EXISTS kit_trace_ops_by_start ON kit_trace_ops
     (service, name, start_ms, error_count, duration_ms);
 CREATE INDEX IF NOT EXISTS kit_traces_by_duration_start ON kit_traces (duration_ms, start_ms);
+CREATE TABLE IF NOT EXISTS kit_rollup (
+    kind TEXT NOT NULL, service TEXT NOT NULL, grp TEXT NOT NULL, minute INTEGER NOT NULL,
+    bucket INTEGER NOT NULL, count INTEGER NOT NULL, errors INTEGER NOT NULL,
+    total REAL NOT NULL, max REAL NOT NULL,
+    PRIMARY KEY (kind, minute, service, grp, bucket)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS kit_operations (service TEXT, name TEXT, kind TEXT,
     PRIMARY KEY (service, name, kind)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS kit_endpoints (port INTEGER PRIMARY KEY, service TEXT NOT NULL);
@@ -70,8 +75,8 @@ CREATE TABLE IF NOT EXISTS kit_state (key TEXT PRIMARY KEY, value) WITHOUT ROWID
 """
 
 #: The layout of the tables above; a span file indexed with another is indexed again.
-SCHEMA_VERSION = 4
-_DERIVED = ("kit_spans", "kit_traces", "kit_trace_ops", "kit_operations", "kit_endpoints",
+SCHEMA_VERSION = 5
+_DERIVED = ("kit_spans", "kit_traces", "kit_trace_ops", "kit_rollup", "kit_operations", "kit_endpoints",
             "kit_aliases", "kit_state")
 
 # One INSERT ... SELECT per catch-up: SQLite's JSON functions read the attributes. A CLIENT
@@ -137,6 +142,26 @@ JOIN (SELECT trace_id, name, service, MIN(start_ms) FROM kit_spans
       WHERE trace_id IN (SELECT trace_id FROM temp.kit_touched)
       GROUP BY trace_id) AS r USING (trace_id)
 """
+# The per-minute rollup of the performance tables: counts per (kind, service, group, minute,
+# duration bucket), kept by the catch-up (a span stored again is taken out first).
+def _roll(sign: str, where: str) -> str:
+    return f"""
+INSERT INTO kit_rollup (kind, service, grp, minute, bucket, count, errors, total, max)
+SELECT kind, service, grp, CAST(start_ms / 60000 AS INTEGER), bucket,
+       {sign}COUNT(*), {sign}SUM(status = 'ERROR'), {sign}SUM(duration_ms), MAX(duration_ms)
+FROM kit_spans WHERE {where}
+GROUP BY 1, 2, 3, 4, 5
+ON CONFLICT (kind, minute, service, grp, bucket) DO UPDATE SET
+    count = count + excluded.count, errors = errors + excluded.errors,
+    total = total + excluded.total, max = MAX(max, excluded.max)
+"""
+
+
+_IN_STAGE = "(trace_id, span_id) IN (SELECT trace_id, span_id FROM temp.kit_stage)"
+_UNROLL = _roll("-", _IN_STAGE)
+_ROLL = _roll("", _IN_STAGE)
+_REROLL_CLIENTS = ("DELETE FROM kit_rollup WHERE kind = 'CLIENT'", _roll("", "kind = 'CLIENT'"))
+
 # A CLIENT span indexed before the service it called was known is named once it is.
 _RENAME = """
 UPDATE kit_spans SET target = (SELECT service FROM kit_endpoints e WHERE e.port = kit_spans.port),
@@ -290,7 +315,9 @@ class Index:
                                  "name, kind FROM temp.kit_stage")
                     conn.execute("INSERT OR IGNORE INTO kit_operations SELECT DISTINCT system, "
                                  "'', 'DATABASE' FROM temp.kit_stage WHERE system IS NOT NULL")
+                    conn.execute(_UNROLL)
                     added += conn.execute(_INDEX_SPANS).rowcount
+                    conn.execute(_ROLL)
                     conn.execute("CREATE TEMP TABLE IF NOT EXISTS kit_touched "
                                  "(trace_id TEXT PRIMARY KEY) WITHOUT ROWID")
                     conn.execute("DELETE FROM temp.kit_touched")
@@ -300,6 +327,8 @@ class Index:
                         conn.execute(statement)
                     if conn.execute("SELECT COUNT(*) FROM kit_endpoints").fetchone()[0] != known:
                         conn.execute(_RENAME)
+                        for statement in _REROLL_CLIENTS:
+                            conn.execute(statement)
                     conn.execute("INSERT OR REPLACE INTO kit_state VALUES ('spans_rowid', ?)",
                                  (upto,))
                     conn.execute("COMMIT")
@@ -454,16 +483,10 @@ class Index:
         sargs = [service] if service else []
         cond = f"kind = ? AND start_ms >= ? AND start_ms < ?{svc}"
         args: list[Any] = [kind, lo, hi, *sargs]
-        counted = self._rows("SELECT COUNT(*) FROM kit_spans INDEXED BY kit_spans_by_time "
-                             f"WHERE {cond}", args)
-        small = (counted[0][0] if counted else 0) <= self._SMALL
-        if small:
-            expr = "substr(grp, 1, instr(grp, char(31)) - 1)" if key == "target" else key
-            table = "kit_spans INDEXED BY kit_spans_by_time"
-        else:
-            expr = key
-            table = ("kit_spans INDEXED BY kit_spans_by_edge" if key == "target"
-                     else "kit_spans INDEXED BY kit_spans_by_grp")
+        rolled = self._rolled(kind, lo, hi, service)
+        small = sum(r[3] for r in rolled) <= self._SMALL
+        table = ("kit_spans INDEXED BY kit_spans_by_edge" if key == "target"
+                 else "kit_spans INDEXED BY kit_spans_by_grp")
         groups: dict[tuple[str, str], dict[str, Any]] = {}
 
         def group(service_: str, k: str) -> dict[str, Any]:
@@ -471,29 +494,29 @@ class Index:
                 "service": service_, "key": k, "count": 0, "failed": 0, "max_ms": 0.0,
                 "sum": 0.0, "distribution": [0] * (len(BUCKETS_MS) + 1)})
 
+        def key_of(grp: str) -> str:
+            return grp.split("\x1f", 1)[0] if key == "target" else grp
+
         values: dict[tuple[str, str], list[float]] = defaultdict(list)
         if small:
-            for service_, k, bucket, d, status in self._rows(
-                    f"SELECT service, {expr}, bucket, duration_ms, status FROM {table} "
-                    f"WHERE {cond}", args):
-                g = group(service_, k)
+            for service_, grp, bucket, d, status in self._rows(
+                    "SELECT service, grp, bucket, duration_ms, status FROM kit_spans "
+                    f"INDEXED BY kit_spans_by_time WHERE {cond}", args):
+                g = group(service_, key_of(grp))
                 g["count"] += 1
                 g["failed"] += status == "ERROR"
                 g["max_ms"] = max(g["max_ms"], d)
                 g["sum"] += d
                 g["distribution"][bucket] += 1
-                values[service_, k].append(d)
+                values[service_, g["key"]].append(d)
         else:
-            for service_, k, bucket, count, errs, mx, total in self._rows(
-                    f"SELECT service, {expr}, bucket, COUNT(*), SUM(status = 'ERROR'), "
-                    f"MAX(duration_ms), SUM(duration_ms) FROM {table} WHERE {cond} "
-                    f"GROUP BY service, {expr}, bucket", args):
-                g = group(service_, k)
+            for service_, grp, bucket, count, errs, total, mx in rolled:
+                g = group(service_, key_of(grp))
                 g["count"] += count
                 g["failed"] += int(errs or 0)
                 g["max_ms"] = max(g["max_ms"], mx or 0.0)
                 g["sum"] += total or 0.0
-                g["distribution"][bucket] = count
+                g["distribution"][bucket] += count
         out = []
         for (service_, k), g in groups.items():
             n = g["count"]
@@ -505,6 +528,38 @@ class Index:
                                             g["distribution"], p))
             out.append(g)
         return out
+
+    def _rolled(self, kind: str, lo: float, hi: float,
+                service: str = "") -> list[tuple]:
+        """`(service, grp, bucket, count, errors, total ms, max ms)` of `kind` spans starting
+        in [lo, hi): the rollup's whole minutes inside the range, the spans of the partial
+        minutes at its two ends read from the time index."""
+        m_lo, m_hi = math.ceil(lo / 60000), math.floor(hi / 60000)
+        svc, sargs = (" AND service = ?", [service]) if service else ("", [])
+        sums: dict[tuple[str, str, int], list[float]] = {}
+
+        def add(rows: list[tuple]) -> None:
+            for service_, grp, bucket, count, errs, total, mx in rows:
+                acc = sums.setdefault((service_, grp, bucket), [0, 0, 0.0, 0.0])
+                acc[0] += count or 0
+                acc[1] += errs or 0
+                acc[2] += total or 0.0
+                acc[3] = max(acc[3], mx or 0.0)
+
+        edges = [(lo, hi)]
+        if m_lo < m_hi:
+            add(self._rows("SELECT service, grp, bucket, SUM(count), SUM(errors), SUM(total), "
+                           "MAX(max) FROM kit_rollup WHERE kind = ? AND minute >= ? AND minute < ?"
+                           f"{svc} GROUP BY service, grp, bucket", [kind, m_lo, m_hi, *sargs]))
+            edges = [(lo, m_lo * 60000.0), (m_hi * 60000.0, hi)]
+        for a, b in edges:
+            if a < b:
+                add(self._rows("SELECT service, grp, bucket, COUNT(*), SUM(status = 'ERROR'), "
+                               "SUM(duration_ms), MAX(duration_ms) FROM kit_spans INDEXED BY "
+                               "kit_spans_by_time WHERE kind = ? AND start_ms >= ? AND start_ms < ?"
+                               f"{svc} GROUP BY service, grp, bucket", [kind, a, b, *sargs]))
+        return [(k[0], k[1], k[2], int(v[0]), int(v[1]), v[2], v[3])
+                for k, v in sums.items() if v[0] > 0]
 
     def _rank(self, table: str, cond: str, args: Sequence[Any], key: str, service: str,
               value: str, distribution: Sequence[int], p: int) -> float | None:
@@ -581,9 +636,12 @@ class Index:
                     end_ms: float | None = None) -> list[dict[str, Any]]:
         """E1: per service with requests, `{"service", "requests", "errors", "error_rate"}`."""
         lo, hi = self._bounds(start_ms, end_ms)
-        rows = self._rows("SELECT service, COUNT(*), SUM(status = 'ERROR') FROM kit_spans "
-                          "INDEXED BY kit_spans_by_grp WHERE kind = 'SERVER' AND start_ms >= ? "
-                          "AND start_ms < ? GROUP BY service ORDER BY service", (lo, hi))
+        per: dict[str, list[int]] = {}
+        for service, _, _, count, errs, _, _ in self._rolled("SERVER", lo, hi):
+            acc = per.setdefault(service, [0, 0])
+            acc[0] += count
+            acc[1] += errs
+        rows = [(s, n, e) for s, (n, e) in sorted(per.items())]
         return [{"service": s, "requests": n, "errors": int(e or 0),
                  "error_rate": (e or 0) / n if n else 0.0} for s, n, e in rows]
 
