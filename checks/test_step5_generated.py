@@ -30,7 +30,7 @@ TARGETS = ({}, {"db.system": "redis"}, {"peer.service": "ledger"}, {"server.addr
            {"peer.service": "ledger", "server.address": "api.example"}, {"http.route": "/x"})
 EPS = 1e-6
 
-GENERATED = settings(derandomize=True, database=None, max_examples=80, deadline=None, print_blob=False,
+GENERATED = settings(derandomize=True, database=None, max_examples=40, deadline=None, print_blob=False,
                      suppress_health_check=list(HealthCheck))
 
 

@@ -32,7 +32,7 @@ LOW = (1 << 64) - 1
 #: Trace ids from a fixed linear congruential sequence: random-looking bits, the same every run.
 IDS = [((i * 0x9E3779B97F4A7C15F39CC0605CEDC835 + 0x2545F4914F6CDD1D) % (1 << 128)) | 1 for i in range(1, 2001)]
 
-GENERATED = settings(derandomize=True, database=None, max_examples=60, deadline=None, print_blob=False,
+GENERATED = settings(derandomize=True, database=None, max_examples=30, deadline=None, print_blob=False,
                      suppress_health_check=list(HealthCheck))
 
 

@@ -55,7 +55,8 @@ class TraceNode(TypedDict):
 
 def build_trace_tree(spans: list[SpanRecord]) -> list[TraceNode]:
     """The trace as a forest: one node per distinct span; roots and children in start order."""
-    # TODO 1 (performance-visible): index the spans by span_id (a duplicate is kept once), make
+    # TODO 1 (performance-visible; rules 5.2 to 5.5): index the spans by span_id (a duplicated
+    # span id is kept once: its first occurrence), make
     # a node {"span": span, "children": []} for each, attach every node to its parent's
     # children, or to the roots when its parent is not in the list; roots and children go in
     # start order (sort the spans by start_ms once, then attach them in that order).
@@ -64,7 +65,8 @@ def build_trace_tree(spans: list[SpanRecord]) -> list[TraceNode]:
 
 def calculate_total_duration(spans: list[SpanRecord]) -> float:
     """Latest end minus earliest start, in ms: the trace as the user lived it (0 if empty)."""
-    # TODO 2 (performance-visible): the latest end_ms minus the earliest start_ms; 0 for [].
+    # TODO 2 (performance-visible; rule 5.6): the latest end_ms minus the earliest start_ms; 0 for
+    # [].
     raise NotImplementedError("Step 5, TODO 2: compute the total duration")
 
 
@@ -84,14 +86,14 @@ def calculate_critical_path(tree: list[TraceNode]) -> list[dict]:
     Returns `{"span_id", "name", "service", "start_ms", "end_ms", "duration_ms"}` per
     contiguous segment of non-zero length; the segments tile the root's interval.
     """
-    # TODO 3 (performance-visible): pick the longest root. For a span with interval [s, e],
-    # clip its children to [s, e] and sort them by end (latest first, then latest start). From
-    # point = e, take the next child whose end <= point: the span owns [child end, point];
-    # handle the child the same way inside its clipped interval (push it on a stack: no
-    # recursion); then point = child start. When no child is left, the span owns [s, point].
-    # Collect the pieces, put them in time order, drop empty ones, join touching pieces of the
-    # same span. Worked example (ms): A[0,100] with B[10,40], C[20,90], and D[30,60] under C
-    # gives A 0-20, C 20-30, D 30-60, C 60-90, A 90-100.
+    # TODO 3 (performance-visible; rules 5.7 to 5.15): pick the longest root. For a span with
+    # interval [s, e], clip its children to [s, e] and sort them by end (latest first, then latest
+    # start). From point = e, take the next child whose end <= point: the span owns [child end,
+    # point]; handle the child the same way inside its clipped interval (push it on a stack: no
+    # recursion); then point = child start. When no child is left, the span owns [s, point]. Collect
+    # the pieces, put them in time order, drop empty ones, join touching pieces of the same span.
+    # Worked example (ms): A[0,100] with B[10,40], C[20,90], and D[30,60] under C gives A 0-20, C
+    # 20-30, D 30-60, C 60-90, A 90-100.
     raise NotImplementedError("Step 5, TODO 3: compute the critical path")
 
 
@@ -105,21 +107,22 @@ def identify_bottlenecks(spans: list[SpanRecord], *, threshold_ms: float = 1000.
     points at the operation that is slow itself, not at every ancestor of it. Equal self times
     keep start order.
     """
-    # TODO 4 (performance-visible): for each span, merge its children's clipped intervals (in
-    # start order, overlapping ones join) and subtract their total length from its duration.
-    # Answer {"span_id", "operation" (the span's name), "service", "duration_ms",
-    # "self_time_ms", "percentage_of_total"} with percentage_of_total =
-    # self_time_ms / calculate_total_duration(spans) * 100. Worked example self times:
-    # A 20, B 30, C 40, D 30.
+    # TODO 4 (performance-visible; rules 5.16 to 5.21): for each span, merge its children's clipped
+    # intervals (in start order, overlapping ones join) and subtract their total length from its
+    # duration. Answer {"span_id", "operation" (the span's name), "service", "duration_ms",
+    # "self_time_ms", "percentage_of_total"} with percentage_of_total = self_time_ms /
+    # calculate_total_duration(spans) * 100. Worked example self times: A 20, B 30, C 40, D 30.
     raise NotImplementedError("Step 5, TODO 4: rank the bottlenecks by self time")
 
 
 def build_timeline(spans: list[SpanRecord]) -> list[dict]:
     """One entry per span in start order (a parent before a child that starts with it), with
     its offset from the trace start and its depth in the tree (roots are 0): a waterfall."""
-    # TODO 5 (performance-visible): {"span_id", "parent_span_id", "name", "service",
-    # "offset_ms" (start_ms minus the trace's earliest start), "duration_ms", "depth",
-    # "status"}; depth is 0 for a root and the parent's depth + 1 otherwise.
+    # TODO 5 (performance-visible; rules 5.22 to 5.26): {"span_id", "parent_span_id", "name",
+    # "service", "offset_ms" (start_ms minus the trace's earliest start), "duration_ms", "depth",
+    # "status"}; depth is 0 for a root (an orphan too, keeping the parent_span_id it names) and the
+    # parent's depth + 1 otherwise. Spans that start together keep the order they were given in,
+    # except that a parent comes before its children.
     raise NotImplementedError("Step 5, TODO 5: build the timeline")
 
 
@@ -132,9 +135,9 @@ def build_service_dependencies(spans: list[SpanRecord]) -> list[dict]:
     somewhere that exports no spans: a database or cache (its `db.system`), or an outside API
     (its `peer.service` or `server.address`).
     """
-    # TODO 6 (performance-visible): count those calls per (caller, callee): a CLIENT span with
-    # no child counts for its own service and is an error when its own status is ERROR.
-    # Sort the edges by caller, then callee.
+    # TODO 6 (performance-visible; rules 5.27 to 5.30): count those calls per (caller, callee): a
+    # CLIENT span with no child counts for its own service and is an error when its own status is
+    # ERROR. Sort the edges by caller, then callee.
     raise NotImplementedError("Step 5, TODO 6: build the service map")
 
 
@@ -150,10 +153,10 @@ def get_trace_details(
     span of that trace is stored. A plain `def`: FastAPI runs it in a worker thread, so a slow
     store (SQLite, Application Insights) does not hold up the event loop.
     """
-    # TODO 7 (performance-visible): tid = normalize_trace_id(trace_id) (a ValueError means
-    # 422: raise fastapi.HTTPException(422, ...)); spans = get_span_store().get_trace(tid) (none:
-    # 404). Answer {"trace_id", "total_duration_ms", "service_count", "span_count",
-    # "critical_path", "bottlenecks", "timeline", "service_map"} from the functions above
-    # (bottlenecks with this request's threshold_ms and top).
+    # TODO 7 (performance-visible; rules 5.1, 5.31 to 5.35): tid = normalize_trace_id(trace_id) (a
+    # ValueError means 422: raise fastapi.HTTPException(422, ...)); spans =
+    # get_span_store().get_trace(tid) (none: 404). Answer {"trace_id", "total_duration_ms",
+    # "service_count", "span_count", "critical_path", "bottlenecks", "timeline", "service_map"} from
+    # the functions above (bottlenecks with this request's threshold_ms and top).
     return JSONResponse(status_code=501, content={
         "detail": "Step 5, TODO 7: GET /monitoring/traces/{trace_id} is not built yet"})

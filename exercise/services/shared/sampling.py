@@ -97,9 +97,9 @@ class SamplingConfig:
         """The config for a deployment environment (case-insensitive): `development` samples
         every trace, `staging` half, `production` a tenth. An unknown name falls back to
         `development` with a warning, so a typo costs money rather than visibility."""
-        # TODO 1 (sampling-works): look the environment up in ENVIRONMENT_RATIOS, ignoring
-        # case, and return cls(ratio=<that ratio>). For a name that is not there, log a warning
-        # with _logger.warning(...) and use "development".
+        # TODO 1 (sampling-works; rules 6.27 and 6.28): look the environment up in
+        # ENVIRONMENT_RATIOS, ignoring case, and return cls(ratio=<that ratio>). For a name that is
+        # not there, log a warning with _logger.warning(...) and use "development".
         return cls()
 
 
@@ -113,42 +113,43 @@ class WorkshopSampler(Sampler):
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.config = config
         self._clock = clock
-        # TODO 2 (sampling-works): should_sample runs for every span, so compute what it needs
-        # once, here: the bounds `round(ratio * 2**64)` for config.ratio and
-        # config.health_ratio (TraceIdRatioBased.get_bound_for_rate computes the same), and,
-        # when config.max_traces_per_second is not None, a token bucket (TODO 6).
+        # TODO 2 (sampling-works; rules 6.1 and 6.6): should_sample runs for every span, so compute
+        # what it needs once, here: the bounds `round(ratio * 2**64)` for config.ratio and
+        # config.health_ratio (TraceIdRatioBased.get_bound_for_rate computes the same), and, when
+        # config.max_traces_per_second is not None, a token bucket (TODO 6).
 
     def should_sample(self, parent_context: Context | None, trace_id: int, name: str,
                       kind: SpanKind | None = None, attributes: Attributes = None,
                       links: Sequence[Link] | None = None,
                       trace_state: TraceState | None = None) -> SamplingResult:
         parent = get_current_span(parent_context).get_span_context()
-        # TODO 2 (sampling-works): a new trace (no valid parent) is sampled when
+        # TODO 2 (sampling-works; rules 6.1 and 6.6): a new trace (no valid parent) is sampled when
         # `trace_id & (2**64 - 1) < bound`, exactly like TraceIdRatioBased, so that every
         # service and every sampler instance gives the same trace id the same answer.
         #
-        # TODO 3 (sampling-works): parent-based. A valid local parent (not
+        # TODO 3 (sampling-works; rules 6.2 and 6.3): parent-based. A valid local parent (not
         # parent.is_remote): follow parent.trace_flags.sampled. A remote parent: honour its
         # sampled flag, unless its B3 header carried no decision (Step 2's
         # sampling_decision_deferred(parent_context) says so): then decide as for a new trace.
         # Always return the parent's trace_state (None for a new trace).
         #
-        # TODO 4 (sampling-works): a span that is not head-sampled gets Decision.RECORD_ONLY,
-        # never DROP: it is still recorded, so the tail processor can keep it if it fails.
+        # TODO 4 (sampling-works; rule 6.4): a span that is not head-sampled gets
+        # Decision.RECORD_ONLY, never DROP: it is still recorded, so the tail processor can keep it
+        # if it fails.
         #
-        # TODO 5 (sampling-works): a health probe uses config.health_ratio instead of ratio:
-        # kind SERVER or None, and its `url.path`, `http.target` or `http.route` attribute is
-        # one of HEALTH_PATHS or ends with one (ignore a trailing slash and a query string).
+        # TODO 5 (sampling-works; rules 6.5 to 6.7): a health probe uses config.health_ratio instead
+        # of ratio: kind SERVER or None, and its `url.path`, `http.target` or `http.route` attribute
+        # is one of HEALTH_PATHS or ends with one (ignore a trailing slash and a query string).
         #
-        # TODO 6 (sampling-works): with config.max_traces_per_second = N, a trace that the
-        # ratio (or health ratio, or a deferred B3 parent) would sample must also take a whole
-        # token from a bucket that holds at most max(N, 1), starts full and refills at N per
+        # TODO 6 (sampling-works; rules 6.8 to 6.11): with config.max_traces_per_second = N, a trace
+        # that the ratio (or health ratio, or a deferred B3 parent) would sample must also take a
+        # whole token from a bucket that holds at most max(N, 1), starts full and refills at N per
         # second of self._clock(). Compare with `tokens >= 1 - 1e-9`: ten refills of 0.1 are
         # 0.9999999999999999. Remote parents that decided, and overrides, take no token.
         #
-        # TODO 7 (sampling-works): sampling_override(parent_context) == "always" samples the
-        # trace whatever the ratio, cap or upstream flag (taking no token); "never" records it
-        # only. Check it before the remote parent's flag.
+        # TODO 7 (sampling-works; rules 6.12 to 6.16): sampling_override(parent_context) == "always"
+        # samples the trace whatever the ratio, cap or upstream flag (taking no token); "never"
+        # records it only. Check it before the remote parent's flag.
         return SamplingResult(Decision.RECORD_AND_SAMPLE, attributes,
                               parent.trace_state if parent.is_valid else None)
 
@@ -179,10 +180,10 @@ class TailSamplingProcessor(SpanProcessor):
         self.next_processor = next_processor
         self.config = config
         self.max_buffered_traces = max_buffered_traces
-        # TODO 8 (errors-traced): the state: which local trace each started span belongs to
-        # (key it by (trace_id, span_id)), and the undecided local traces, oldest first (an
-        # OrderedDict), each with its ended spans. Guard it with a threading.Lock: spans start
-        # and end on many threads.
+        # TODO 8 (errors-traced; rule 6.17): the state: which local trace each started span belongs
+        # to (key it by (trace_id, span_id)), and the undecided local traces, oldest first (an
+        # OrderedDict), each with its ended spans. Guard it with a threading.Lock: spans start and
+        # end on many threads.
 
     @property
     def buffered_traces(self) -> int:
@@ -196,29 +197,30 @@ class TailSamplingProcessor(SpanProcessor):
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
         self.next_processor.on_start(span, parent_context=parent_context)
-        # TODO 8 (errors-traced): find the span's local trace: its parent's, when span.parent
-        # is a local span (not is_remote) that you saw start; otherwise the span is a local
-        # root and starts a new one. A local root whose trace_flags.sampled is set is kept
+        # TODO 8 (errors-traced; rule 6.17): find the span's local trace: its parent's, when
+        # span.parent is a local span (not is_remote) that you saw start; otherwise the span is a
+        # local root and starts a new one. A local root whose trace_flags.sampled is set is kept
         # whatever happens: decide it now.
 
     def _on_ending(self, span: Span) -> None:
         self.next_processor._on_ending(span)  # pylint: disable=protected-access
 
     def on_end(self, span: ReadableSpan) -> None:
-        # TODO 9 (errors-traced): hold the span with its undecided local trace. When the local
-        # root ends, keep the whole trace if it was head-sampled, holds a span whose status is
-        # ERROR (when config.keep_errors), or the root lasted at least
+        # TODO 9 (errors-traced; rules 6.18, 6.19, 6.24 to 6.26): hold the span with its undecided
+        # local trace. When the local root ends, keep the whole trace if it was head-sampled, holds
+        # a span whose status is ERROR (when config.keep_errors), or the root lasted at least
         # config.slow_threshold_ms (end_time - start_time is in nanoseconds); else drop it.
         #
-        # TODO 10 (errors-traced): hand kept spans on with self.next_processor.on_end(...),
-        # outside your lock. The SDK's Simple/BatchSpanProcessor skip spans whose
-        # context.trace_flags.sampled is off, so hand on a copy whose context has the
-        # SAMPLED flag set (same ids, attributes, events and status).
+        # TODO 10 (errors-traced; rule 6.20): hand kept spans on with
+        # self.next_processor.on_end(...), outside your lock. The SDK's Simple/BatchSpanProcessor
+        # skip spans whose context.trace_flags.sampled is off, so hand on a copy whose context has
+        # the SAMPLED flag set (same ids, attributes, events and status).
         #
-        # TODO 11 (errors-traced): a span of a trace already decided follows the decision,
-        # even when it ends after its root. Forget a decided trace once all its spans ended.
-        # Hold at most max_buffered_traces undecided traces: before a new one would exceed
-        # that, decide the oldest early (keep it only if it already holds an error).
+        # TODO 11 (errors-traced; rules 6.21 to 6.23): a span of a trace already decided follows the
+        # decision, even when it ends after its root. Forget a decided trace once all its spans
+        # ended. Hold at most max_buffered_traces undecided traces: before a new one would exceed
+        # that, decide the oldest early, as if its root had ended then (keep it only if it was
+        # head-sampled or already holds an error).
         self.next_processor.on_end(span)
 
     def shutdown(self) -> None:
