@@ -134,3 +134,56 @@ def test_one_submission_graded_ten_times_gets_the_same_result(tmp_path):
     assert len(verdicts) == 1
     assert {r.score for r in reports} == {reports[0].score} and 0 < reports[0].score < 100
     assert {r.warnings for r in reports} == {()}
+
+
+def test_a_rerun_moves_only_the_kits_own_outputs_and_never_grades_previous(tmp_path):
+    """Graded into the class folder itself, twice: the instructor's roster stays where it is, and
+    neither `previous/` nor the outputs are taken for learners."""
+    folder = tmp_path / "class"
+    shutil.copytree(ROOT / "exercise", folder / "carol")
+    (folder / "roster.json").write_text('{"carol": "C. Example"}')
+    for _ in range(2):
+        result = grade_batch(folder, folder, jobs=1, check_timeout_s=5, zygote=shared_zygote())
+        assert [g.learner for g in result.graded] == ["carol"]
+    assert (folder / "roster.json").read_text() == '{"carol": "C. Example"}'
+    (archived,) = (folder / "previous").iterdir()
+    assert sorted(p.name for p in archived.iterdir()) == sorted([GRADEBOOK, SUMMARY, "carol.json"])
+
+
+def test_output_is_checked_before_grading(tmp_path):
+    for args in (["--output", "/proc/no-such-folder/report.json"],
+                 ["--output", str(tmp_path / "missing" / "report.json")],
+                 ["--batch", str(tmp_path), "--output", "/proc/sys/grades"]):
+        done = subprocess.run([sys.executable, "grade.py", *args], cwd=ROOT, capture_output=True, text=True,
+                              timeout=30)
+        assert done.returncode == 2, (args, done.stderr)
+        assert len(done.stderr.strip().splitlines()) == 1 and "--output" in done.stderr, (args, done.stderr)
+
+
+@pytest.mark.parametrize("mode", ["batch", "target"])
+def test_ctrl_c_leaves_no_temporary_folder(tmp_path, mode):
+    import os
+    import signal
+    import time
+
+    temporary = tmp_path / "tmp"
+    temporary.mkdir()
+    folder = tmp_path / "class"
+    for name in ("alice", "bob", "carol"):
+        shutil.copytree(ROOT / "solution", folder / name)
+    args = (["--batch", str(folder), "--output", str(tmp_path / "out"), "--jobs", "1"] if mode == "batch"
+            else ["--target", str(folder / "alice"), "--format", "json"])
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
+    env["TMPDIR"] = str(temporary)
+    proc = subprocess.Popen([sys.executable, "grade.py", *args], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not any(temporary.glob("workshop-graded-*")):
+        time.sleep(0.05)
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, stderr
+    assert "interrupted" in stderr and "Traceback" not in stderr, stderr
+    time.sleep(0.5)
+    assert list(temporary.iterdir()) == []
