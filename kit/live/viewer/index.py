@@ -294,7 +294,7 @@ class Index:
             if top <= done:
                 return 0
             added = 0
-            step = 200_000
+            step = 25_000                  # short write transactions: exporters wait less
             while done < top:
                 upto = min(done + step, top)
                 conn.execute("BEGIN IMMEDIATE")
