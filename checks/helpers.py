@@ -92,37 +92,6 @@ def outcome_name(outcome) -> str:
     return outcome.__name__ if isinstance(outcome, type) else str(outcome)
 
 
-@contextlib.contextmanager
-def capture_log_events(logs_module=None):
-    """Every structlog event logged inside the block, as the dict the configured processors made.
-
-    `structlog.testing.capture_logs()` replaces the processors, so Step 2's `add_trace_ids` (which
-    the provided `services/shared/logs.py` puts in the chain) never runs under it. This keeps the
-    configured chain, set up by `logs_module.configure_logging()` when a module is given, and
-    swaps only its final renderer for a capture; the previous configuration comes back after."""
-    import structlog
-
-    previous = structlog.get_config()
-    events: list[dict] = []
-
-    def capture(logger, method_name, event_dict):
-        events.append(dict(event_dict))
-        raise structlog.DropEvent
-
-    try:
-        if logs_module is not None:
-            logs_module.configure_logging()
-        processors = list(structlog.get_config()["processors"])
-        renderers = (structlog.processors.JSONRenderer, structlog.processors.KeyValueRenderer,
-                     structlog.processors.LogfmtRenderer, structlog.dev.ConsoleRenderer)
-        if processors and isinstance(processors[-1], renderers):
-            processors.pop()
-        structlog.configure(processors=[*processors, capture], cache_logger_on_first_use=False)
-        yield events
-    finally:
-        structlog.configure(**previous)
-
-
 def picture_records(records, base_ms: float = 0.0) -> str:
     """SpanRecord-shaped spans drawn as a tree with their times in ms from `base_ms`, each line
     numbered by its place in the list given (#1 first), so that a failing check can show the
