@@ -22,7 +22,7 @@ from collections.abc import Mapping, Sequence
 from operator import attrgetter
 from typing import Any
 
-from kit.traces.model import Span, span_label  # noqa: F401 - the span model these functions take
+from kit.traces.model import Span, event_fields, span_label  # noqa: F401 - Span: the span model these functions take
 
 __all__ = ["index", "children_lists", "total_duration", "self_times", "depths",
            "critical_path", "bottlenecks", "service_map", "analyse"]
@@ -260,8 +260,8 @@ def analyse(spans: Sequence[Any], *, threshold_ms: float = 0.0, top: int = 5,
             "attributes": {k: list(v) if isinstance(v, tuple) else v
                            for k, v in (s.attributes or {}).items()},
             "events": [{"name": n, "attributes": {k: list(v) if isinstance(v, tuple) else v
-                                                  for k, v in (a or {}).items()}}
-                       for n, a in (getattr(s, "events", ()) or ())],
+                                                  for k, v in a.items()}}
+                       for n, _, a in map(event_fields, getattr(s, "events", ()) or ())],
         })
     return {
         "trace_id": uniq[0].trace_id,

@@ -53,6 +53,19 @@ class Span:
         return span_label(self)
 
 
+def event_fields(event: Any) -> Event:
+    """One span event as `(name, epoch ms or None, attributes)`, whatever shape it came in: the
+    model's own 3-tuple, the provided `SpanRecord`'s `(name, attributes)`, or an object with
+    `name` and `attributes` (an SDK event's `timestamp` is in ns)."""
+    if isinstance(event, (tuple, list)):
+        if len(event) == 3:
+            return str(event[0]), event[1], dict(event[2] or {})
+        return str(event[0]), None, dict(event[1] or {}) if len(event) > 1 else {}
+    stamp = getattr(event, "timestamp", None)
+    return (str(getattr(event, "name", event)), stamp / 1e6 if stamp else None,
+            dict(getattr(event, "attributes", {}) or {}))
+
+
 def view(span: Any) -> Span:
     """`span` (an SDK `ReadableSpan`, a `SpanRecord`-shaped object or a `Span`) as a `Span`."""
     if isinstance(span, Span):
@@ -67,17 +80,8 @@ def view(span: Any) -> Span:
                     service=str(resource.get("service.name", "?")), name=span.name, kind=span.kind.name,
                     status=span.status.status_code.name, status_description=span.status.description or "",
                     start_ms=start, duration_ms=end - start, attributes=dict(span.attributes or {}),
-                    events=tuple((e.name, e.timestamp / 1e6 if e.timestamp else None, dict(e.attributes or {}))
-                                 for e in span.events))
-    events = []
-    for event in getattr(span, "events", ()) or ():
-        if isinstance(event, (tuple, list)):
-            if len(event) == 3:                    # (name, epoch ms, attributes)
-                events.append((str(event[0]), event[1], dict(event[2] or {})))
-            else:                                  # SpanRecord: (name, attributes)
-                events.append((str(event[0]), None, dict(event[1] or {}) if len(event) > 1 else {}))
-        else:
-            events.append((str(getattr(event, "name", event)), None, dict(getattr(event, "attributes", {}) or {})))
+                    events=tuple(map(event_fields, span.events)))
+    events = [event_fields(e) for e in getattr(span, "events", ()) or ()]
     return Span(trace_id=str(span.trace_id), span_id=str(span.span_id), parent_span_id=span.parent_span_id,
                 service=str(span.service), name=str(span.name), kind=str(span.kind), status=str(span.status),
                 status_description=str(getattr(span, "status_description", "") or ""),

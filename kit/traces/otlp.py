@@ -4,13 +4,15 @@
 `to_otlp_json(spans)` returns `{"resourceSpans": [...]}`: one resource per service (its
 `service.name`, and `service.namespace` = "workshop"), ids as lowercase hex, times as strings
 of nanoseconds since the epoch, kinds and status codes as the protocol's numbers, attribute
-values as typed `AnyValue`s (as the OTLP/JSON mapping asks). A stored span keeps its events'
-names and attributes but not their times; each event is given its span's end time.
+values as typed `AnyValue`s (as the OTLP/JSON mapping asks). An event keeps its time when it has
+one (a `SpanRecord` keeps only names and attributes: such an event is given its span's end time).
 """
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from typing import Any
+
+from kit.traces.model import event_fields
 
 KINDS = {"INTERNAL": 1, "SERVER": 2, "CLIENT": 3, "PRODUCER": 4, "CONSUMER": 5}
 STATUS_CODES = {"UNSET": 0, "OK": 1, "ERROR": 2}
@@ -49,8 +51,9 @@ def span_to_otlp(span: Any) -> dict[str, Any]:
         "startTimeUnixNano": _nanos(span.start_ms),
         "endTimeUnixNano": _nanos(end),
         "attributes": key_values(span.attributes),
-        "events": [{"timeUnixNano": _nanos(end), "name": name, "attributes": key_values(attrs)}
-                   for name, attrs in (getattr(span, "events", ()) or ())],
+        "events": [{"timeUnixNano": _nanos(end if when is None else when), "name": name,
+                    "attributes": key_values(attrs)}
+                   for name, when, attrs in map(event_fields, getattr(span, "events", ()) or ())],
         "status": {"code": STATUS_CODES.get(span.status, 0)},
     }
     if span.parent_span_id:

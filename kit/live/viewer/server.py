@@ -218,10 +218,7 @@ def create_viewer_app(store: Any, *, prefix: str = "/viewer", source: str = "",
         extra = ""
         if idx is not None:
             extra = panels.logs_and_exceptions(idx.logs_of(tid), analysis)
-        try:
-            return trace_page(analysis, spans, prefix=prefix, extra=extra)
-        except ValueError:           # the waterfall reads events of the other width
-            return trace_page(analysis, _events(spans, 3), prefix=prefix, extra=extra)
+        return trace_page(analysis, spans, prefix=prefix, extra=extra)
 
     @app.get(f"{prefix}/traces/{{trace_id}}/otlp.json")
     def otlp(trace_id: str):
@@ -264,20 +261,8 @@ def create_viewer_app(store: Any, *, prefix: str = "/viewer", source: str = "",
     return app
 
 
-def _events(spans: list, width: int) -> list:
-    from kit.live.viewer.store import with_events
-    from kit.traces.model import Span
-
-    return with_events(spans, width) if spans and isinstance(spans[0], Span) else spans
-
-
 def _analyse(spans: list, **options: Any) -> dict:
-    """`kit.traces.analysis.analyse`, with span events in whichever width it reads."""
-    try:
-        return analyse(spans, **options)
-    except ValueError:
-        first = next((s.events[0] for s in spans if s.events), ())
-        return analyse(_events(spans, 2 if len(first) == 3 else 3), **options)
+    return analyse(spans, **options)
 
 
 def _merged_map(store: Any, summaries: list[dict],

@@ -20,7 +20,7 @@ import sqlite3
 from collections.abc import Sequence
 from typing import Any
 
-from kit.traces.model import Span
+from kit.traces.model import Span, event_fields
 
 _COLUMNS = ("trace_id", "span_id", "parent_span_id", "name", "service", "kind", "start_ms",
             "duration_ms", "status", "status_description", "attributes", "events")
@@ -33,31 +33,14 @@ def _freeze(value: Any) -> Any:
 def _span(row: Sequence[Any]) -> Span:
     data = dict(zip(_COLUMNS, row))
     attributes = {k: _freeze(v) for k, v in json.loads(data["attributes"] or "{}").items()}
-    events = tuple((str(n), {k: _freeze(v) for k, v in (a or {}).items()})
-                   for n, a in json.loads(data["events"] or "[]"))
+    events = tuple((name, when, {k: _freeze(v) for k, v in attrs.items()})
+                   for name, when, attrs in map(event_fields, json.loads(data["events"] or "[]")))
     return Span(trace_id=data["trace_id"], span_id=data["span_id"],
                 parent_span_id=data["parent_span_id"], name=data["name"],
                 service=data["service"], kind=data["kind"], start_ms=float(data["start_ms"]),
                 duration_ms=float(data["duration_ms"]), status=data["status"],
                 status_description=data["status_description"], attributes=attributes,
                 events=events)
-
-
-def with_events(spans: Sequence[Span], width: int) -> list[Span]:
-    """The spans with their events as `(name, attributes)` (width 2, the provided
-    `SpanRecord`'s form) or `(name, epoch ms or None, attributes)` (width 3, `kit.traces.model`'s
-    form): the kit's pictures and analysis have read one or the other."""
-    import dataclasses
-
-    out = []
-    for s in spans:
-        events = []
-        for e in s.events or ():
-            name, attrs = e[0], e[-1]
-            when = e[1] if len(e) == 3 else None
-            events.append((name, attrs) if width == 2 else (name, when, attrs))
-        out.append(dataclasses.replace(s, events=tuple(events)))
-    return out
 
 
 def summarize(spans: Sequence[Any]) -> dict[str, Any]:
