@@ -17,8 +17,7 @@ WATCHED_PACKAGES = ("kit", "checks", "pytest", "_pytest", "pluggy", "pytest_asyn
 #: Modules whose built-in functions (written in C) are watched too, by identity: replacing
 #: `os.write`, `time.monotonic` or `builtins.isinstance` is as much tampering as replacing a
 #: Python function.
-WATCHED_BUILTINS = ("builtins", "os", "posix", "time", "signal", "_signal", "_asyncio", "_json", "_hashlib",
-                    "_thread", "gc", "sys", "select", "_functools", "_operator")
+WATCHED_BUILTINS = ("builtins", "os", "time", "signal", "_asyncio", "_json", "_thread", "gc", "sys", "select")
 #: Module globals that change legitimately during a run.
 ALLOWED_TO_CHANGE = {("kit.harness.learner", "_hung_import")}
 
