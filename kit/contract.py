@@ -39,12 +39,16 @@ class Rule:
 def parse_rules(markdown: str) -> tuple[Rule, ...]:
     """Every numbered rule of a reference page, in page order."""
     rules: list[list[str]] = []
+    open_rule = False                     # the previous line belongs to the last rule
     for line in markdown.splitlines():
         match = _RULE_LINE.match(line)
         if match:
             rules.append([match[1], match[2].strip()])
-        elif rules and line.startswith("  ") and line.strip() and not line.lstrip().startswith(("- ", "```")):
+            open_rule = True
+        elif open_rule and line.startswith("  ") and line.strip() and not line.lstrip().startswith(("- ", "```")):
             rules[-1][1] += " " + line.strip()
+        else:
+            open_rule = False             # a blank line, a heading or anything else ends it
     out = []
     for rule_id, text in rules:
         kind = EITHER if "*(either)*" in text else HOW if "*(how we check)*" in text else RULE
