@@ -14,7 +14,9 @@ unified diff against `solution/`, with a manifest on top saying what it must cos
     ...
 
 The lines before the first `--- ` are TOML (comments become the description); every criterion
-*not* in `lose` must keep all its points. `may_lose = [...]` names criteria allowed to go either
+*not* in `lose` must keep all its points. `lose` may name an optional extension ("E2": it is lost
+when one of its checks fails); a mutant that names one must leave the other extensions whole,
+while a mutant of a step may also break extensions that build on that step. `may_lose = [...]` names criteria allowed to go either
 way (use sparingly). A criterion that has no checks yet in the kit is skipped, so mutants can be
 written before their checks land.
 
@@ -252,6 +254,10 @@ def judge(mutant: Mutant, report: GradeReport) -> MutantOutcome:
     killed = tuple(c.id for c in report.checks if not c.passed)
     expected = {c for c in mutant.lose if c in with_checks}
     allowed = expected | set(mutant.may_lose)
+    if not any(c.startswith("E") and c[1:].isdigit() for c in mutant.lose):
+        # A mistake in a step may break the optional extensions built on it (E2's order through
+        # the services needs Steps 1, 2 and 4): only a mutant of an extension is held to them.
+        allowed |= {e.id for e in report.extensions}
     known_checks = {c.id for c in report.checks}
     return MutantOutcome(
         mutant=mutant, report=report, lost=lost, killed=killed,
