@@ -12,6 +12,7 @@ per extension ("extensions: 2 of 4": an extension is passed when all its checks 
 from __future__ import annotations
 
 import html
+import re
 from dataclasses import asdict, dataclass, field
 from enum import Enum
 from pathlib import Path
@@ -304,6 +305,12 @@ class BatchResult:
     skipped: list[str] = field(default_factory=list)   # entries of DIR that are not submissions
     archived: Path | None = None                       # where earlier results were moved
     rewritten: list[str] = field(default_factory=list)  # report files a submission wrote over
+
+
+def todo_number(todo: str | None) -> int:
+    """`"TODO 7"` -> 7 (no TODO sorts last): the order the scorecard and `check(N)` list checks in."""
+    match = re.search(r"\d+", todo or "")
+    return int(match[0]) if match else 10**6
 
 
 def _points(value: float) -> str:

@@ -21,7 +21,7 @@ from rich.padding import Padding
 from rich.table import Table
 from rich.text import Text
 
-from kit.results import GradeReport
+from kit.results import GradeReport, todo_number
 
 FULL_DETAIL_LIMIT = 8
 
@@ -79,18 +79,9 @@ def render(report: GradeReport, *, verbose: bool = False, tree_label: str | None
             else {min(c.step for c in failed)}
         for step_number, checks in groupby(sorted(failed, key=lambda c: c.step), key=lambda c: c.step):
             step = course.step(step_number)
-            checks = list(checks)
-            parts.append(Text(f"\nStep {step.number}: {step.title} ({Path(label).name}/{step.file})", style="bold yellow"))
-            for c in checks:
-                where = f"  [{c.criterion}{', ' + c.todo if c.todo else ''}]"
-                parts.append(_mark(False) + Text(f" {c.title}") + Text(where, style="dim"))
-                if step_number in full_steps:
-                    parts.append(Padding(Text(c.message), (0, 0, 0, 4)))
-            if step_number in full_steps:
-                parts.append(Text("  Hints:", style="cyan"))
-                parts += [Padding(Text(f"- {hint}", style="cyan"), (0, 0, 0, 4)) for hint in step.hints]
-            else:
-                parts.append(Text(f"  (details: python grade.py --only {step_number})", style="dim"))
+            parts += _failures(f"Step {step.number}: {step.title} ({Path(label).name}/{step.file})",
+                               list(checks), lambda c: c.criterion, step.hints, step_number in full_steps,
+                               step_number)
     parts += _extension_failures(report, label, verbose=verbose, steps_failing=bool(failed))
     if verbose:
         passed = [c for c in report.checks if c.passed]
@@ -127,17 +118,25 @@ def _extension_failures(report: GradeReport, label: str, *, verbose: bool, steps
     for e in failing:
         extension = course.extension(e)
         files = ", ".join(f"{Path(label).name}/{f}" for f in extension.files)
-        parts.append(Text(f"\nExtension {e}: {extension.title} ({files}; optional)", style="bold yellow"))
-        for c in (c for c in failed if c.extension == e):
-            where = f"  [{e}{', ' + c.todo if c.todo else ''}]"
-            parts.append(_mark(False) + Text(f" {c.title}") + Text(where, style="dim"))
-            if e in full:
-                parts.append(Padding(Text(c.message), (0, 0, 0, 4)))
-        if e in full:
-            parts.append(Text("  Hints:", style="cyan"))
-            parts += [Padding(Text(f"- {hint}", style="cyan"), (0, 0, 0, 4)) for hint in extension.hints]
-        else:
-            parts.append(Text(f"  (details: python grade.py --only {e})", style="dim"))
+        parts += _failures(f"Extension {e}: {extension.title} ({files}; optional)",
+                           [c for c in failed if c.extension == e], lambda c: e, extension.hints, e in full, e)
+    return parts
+
+
+def _failures(heading: str, checks: list, tag, hints, full: bool, only) -> list:
+    """One step's (or extension's) failing checks, in TODO order as `check(N)` lists them: each
+    with its tag and TODO, the message and hints when shown in full, else a pointer to --only."""
+    parts: list = [Text(f"\n{heading}", style="bold yellow")]
+    for c in sorted(checks, key=lambda c: todo_number(c.todo)):
+        where = f"  [{tag(c)}{', ' + c.todo if c.todo else ''}]"
+        parts.append(_mark(False) + Text(f" {c.title}") + Text(where, style="dim"))
+        if full:
+            parts.append(Padding(Text(c.message), (0, 0, 0, 4)))
+    if full:
+        parts.append(Text("  Hints:", style="cyan"))
+        parts += [Padding(Text(f"- {hint}", style="cyan"), (0, 0, 0, 4)) for hint in hints]
+    else:
+        parts.append(Text(f"  (details: python grade.py --only {only})", style="dim"))
     return parts
 
 

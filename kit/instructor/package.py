@@ -29,7 +29,6 @@ import json
 import os
 import stat
 import sys
-import tempfile
 import zipfile
 from pathlib import Path
 

@@ -21,7 +21,6 @@ TODOs are the deeper part. `core_todos()` reads them; checks pointing at a core 
 from __future__ import annotations
 
 import html
-import re
 import tomllib
 from collections import Counter
 from dataclasses import dataclass
@@ -29,7 +28,7 @@ from typing import Any
 
 from kit import ROOT
 from kit.notebook.tree import current_tree
-from kit.results import CheckInfo
+from kit.results import CheckInfo, todo_number
 
 #: One entry per `check()` in this session: {"step", "passed", "total", "all_passed", "error"}.
 grading_history: list[dict] = []
@@ -48,12 +47,6 @@ def core_todos() -> dict[int, tuple[int, ...]]:
     """Step number -> the TODO numbers of its core path (course.toml's `core = [...]`)."""
     data = tomllib.loads((ROOT / "course.toml").read_text(encoding="utf-8"))
     return {int(s["number"]): tuple(int(k) for k in s.get("core", ())) for s in data.get("steps", ())}
-
-
-def todo_number(todo: str | None) -> int:
-    """`"TODO 7"` -> 7 (no TODO sorts last)."""
-    match = re.search(r"\d+", todo or "")
-    return int(match[0]) if match else 10**6
 
 
 def is_core(step: int, todo: str | None, core: dict[int, tuple[int, ...]] | None = None) -> bool:

@@ -14,7 +14,8 @@ from pathlib import Path
 from kit import ROOT
 from kit.course import load_course
 from kit.notebook.display import _display_html
-from kit.notebook.grading import check_points, checks as _checks, core_todos, is_core, step_shares, todo_number
+from kit.notebook.grading import check_points, checks as _checks, core_todos, is_core, step_shares
+from kit.results import todo_number
 from kit.notebook.tree import current_tree
 
 _HEAD = re.compile(r"^\s*#\s*TODO\s+(\d+)(?=\s*[(:])")
@@ -94,7 +95,7 @@ def show_step(number: int) -> None:
                          "workshop's time. The others are the <i>deeper</i> part: come back to them after Step 6.</p>")
         parts.append("<ul>" + "".join(
             f"<li><code>line {line}</code> <b>TODO {num}</b> "
-            + (f"<b style='color:#1a7f37'>core</b>" if int(num) in core else "<i style='color:#777'>deeper</i>")
+            + ("<b style='color:#1a7f37'>core</b>" if int(num) in core else "<i style='color:#777'>deeper</i>")
             + f"{f' <small>({e(crit)})</small>' if crit else ''}: {e(text)}</li>"
             for line, num, crit, text in todos) + "</ul>")
     if checks:

@@ -11,7 +11,8 @@ import pytest
 from kit import ROOT
 from kit.course import load_course
 from kit.notebook import display
-from kit.notebook.grading import StepReport, check_points, core_todos, step_shares, todo_number
+from kit.notebook.grading import StepReport, check_points, core_todos, step_shares
+from kit.results import todo_number
 from kit.notebook.orders import OrderRun
 from kit.notebook.steps import _todos
 from kit.results import CheckInfo, GradeReport, Status

@@ -368,36 +368,15 @@ class Index:
             tid = parse_trace_id(trace_id)
             rows = self._rows(f"SELECT {cols} FROM kit_traces t WHERE trace_id = ?", (tid,)) if tid else []
             return {"total": len(rows), "traces": [_summary(r) for r in rows]}
-        where, args = ["1"], []
-        if start_ms is not None:
-            where.append("t.start_ms >= ?")
-            args.append(start_ms)
-        if end_ms is not None:
-            where.append("t.start_ms < ?")
-            args.append(end_ms)
-        if errors_only:
-            where.append("t.error_count > 0")
-        if min_duration_ms:
-            where.append("t.duration_ms >= ?")
-            args.append(float(min_duration_ms))
+        where, args = _trace_filters("t", start_ms, end_ms, errors_only, min_duration_ms)
+        where.insert(0, "1")
         if operation and not service:    # a request name is its service's: find the service
             owners = [s for s, names in self.services_and_operations().items() if operation in names]
             if len(owners) == 1:
                 service = owners[0]
         if service:                      # one index walk in start order (kit_trace_ops)
-            t_where = ["o.service = ?", "o.name = ?"]
-            t_args: list[Any] = [service, operation or ""]
-            if start_ms is not None:
-                t_where.append("o.start_ms >= ?")
-                t_args.append(start_ms)
-            if end_ms is not None:
-                t_where.append("o.start_ms < ?")
-                t_args.append(end_ms)
-            if errors_only:
-                t_where.append("o.error_count > 0")
-            if min_duration_ms:
-                t_where.append("o.duration_ms >= ?")
-                t_args.append(float(min_duration_ms))
+            t_where, t_args = _trace_filters("o", start_ms, end_ms, errors_only, min_duration_ms)
+            t_where[:0], t_args[:0] = ["o.service = ?", "o.name = ?"], [service, operation or ""]
             t_cond = " AND ".join(t_where)
             total = self._rows(f"SELECT COUNT(*) FROM kit_trace_ops o INDEXED BY "
                                f"kit_trace_ops_by_start WHERE {t_cond}", t_args)
@@ -832,3 +811,23 @@ def _summary(row: Sequence[Any]) -> dict[str, Any]:
             "start_ms": start, "duration_ms": duration, "span_count": n,
             "services": sorted(set((services or "").split(","))) if services else [],
             "error_count": int(errors or 0)}
+
+
+def _trace_filters(alias: str, start_ms: float | None, end_ms: float | None, errors_only: bool,
+                   min_duration_ms: float | None) -> tuple[list[str], list[Any]]:
+    """The search's filters on a table of traces (`kit_traces` or `kit_trace_ops`, as `alias`):
+    SQL conditions and their arguments."""
+    where: list[str] = []
+    args: list[Any] = []
+    if start_ms is not None:
+        where.append(f"{alias}.start_ms >= ?")
+        args.append(start_ms)
+    if end_ms is not None:
+        where.append(f"{alias}.start_ms < ?")
+        args.append(end_ms)
+    if errors_only:
+        where.append(f"{alias}.error_count > 0")
+    if min_duration_ms:
+        where.append(f"{alias}.duration_ms >= ?")
+        args.append(float(min_duration_ms))
+    return where, args

@@ -146,6 +146,30 @@ def _when(start_ms: float) -> str:
     return datetime.fromtimestamp(start_ms / 1000).strftime("%H:%M:%S.%f")[:-3]
 
 
+def trace_table(summaries: Sequence[Mapping[str, Any]], prefix: str, when, advice: str) -> str:
+    """A list of traces as a table (`trace_row` each), or a note saying how to get some."""
+    if not summaries:
+        return ('<p class="muted" id="empty">No traces match. Send an order '
+                f'(<code>python scripts/step7_trace_test.py</code>), {advice}.</p>')
+    return ('<table id="traces"><thead><tr><th>time</th><th>root span</th><th>duration</th>'
+            '<th>spans</th><th>services</th><th>errors</th></tr></thead><tbody>'
+            + "".join(trace_row(s, prefix, when) for s in summaries) + "</tbody></table>")
+
+
+def trace_row(s: Mapping[str, Any], prefix: str, when) -> str:
+    """One trace in a list of traces: its time (`when(start_ms)`), root span, duration, span count,
+    services and errors, linked to its page."""
+    tid = escape(s["trace_id"])
+    errors = (f'<span class="badge-err">{s["error_count"]} error'
+              f'{"s" if s["error_count"] != 1 else ""}</span>' if s["error_count"] else "")
+    return (f'<tr class="trace-row" data-trace-id="{tid}">'
+            f'<td class="mono">{escape(when(s["start_ms"]))}</td>'
+            f'<td><a href="{prefix}/traces/{tid}">{escape(s["root_service"] or "")}: '
+            f'{escape(s["root_name"] or "")}</a><div class="mono muted">{tid}</div></td>'
+            f'<td>{escape(fmt_ms(s["duration_ms"]))}</td><td>{s["span_count"]}</td>'
+            f'<td>{legend_html(s["services"])}</td><td>{errors}</td></tr>')
+
+
 def list_page(summaries: Sequence[Mapping[str, Any]], *, prefix: str, errors_only: bool,
               min_duration_ms: float, limit: int, source: str = "") -> str:
     """Recent traces, newest first, with the filter form."""
@@ -157,25 +181,7 @@ def list_page(summaries: Sequence[Mapping[str, Any]], *, prefix: str, errors_onl
             f'<label>show <input type="number" min="1" max="500" name="limit" value="{limit}"> '
             f'traces</label><button type="submit">Filter</button>'
             f'<span class="muted">{escape(source)}</span></form>')
-    if not summaries:
-        rows = ('<p class="muted" id="empty">No traces match. Send an order '
-                '(<code>python scripts/step7_trace_test.py</code>), then reload.</p>')
-    else:
-        body = []
-        for s in summaries:
-            tid = escape(s["trace_id"])
-            errors = (f'<span class="badge-err">{s["error_count"]} error'
-                      f'{"s" if s["error_count"] != 1 else ""}</span>' if s["error_count"] else "")
-            body.append(
-                f'<tr class="trace-row" data-trace-id="{tid}">'
-                f'<td class="mono">{escape(_when(s["start_ms"]))}</td>'
-                f'<td><a href="{prefix}/traces/{tid}">{escape(s["root_service"])}: '
-                f'{escape(s["root_name"])}</a><div class="mono muted">{tid}</div></td>'
-                f'<td>{escape(fmt_ms(s["duration_ms"]))}</td><td>{s["span_count"]}</td>'
-                f'<td>{legend_html(s["services"])}</td><td>{errors}</td></tr>')
-        rows = ('<table id="traces"><thead><tr><th>time</th><th>root span</th><th>duration</th>'
-                '<th>spans</th><th>services</th><th>errors</th></tr></thead><tbody>'
-                + "".join(body) + "</tbody></table>")
+    rows = trace_table(summaries, prefix, _when, "then reload")
     return _page("Traces", form + f'<div class="card"><h2>Recent traces</h2>{rows}</div>', prefix)
 
 

@@ -22,7 +22,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from kit.live.viewer.index import BUCKETS_MS, bucket_label
-from kit.live.viewer.pages import _page, _when
+from kit.live.viewer.pages import _page, trace_table
 from kit.traces.service_map import service_map_svg
 from kit.traces.style import fmt_ms, legend_html
 
@@ -105,26 +105,7 @@ def search_page(result: Mapping[str, Any], *, prefix: str, params: Mapping[str, 
         '</form>', f'<span class="muted">{escape(source)}</span></form>')
     traces = result["traces"]
     total, offset, limit = result["total"], int(p.get("offset") or 0), int(p.get("limit") or 50)
-    if not traces:
-        rows = ('<p class="muted" id="empty">No traces match. Send an order '
-                '(<code>python scripts/step7_trace_test.py</code>), widen the time range, '
-                'then reload.</p>')
-    else:
-        body = []
-        for s in traces:
-            tid = escape(s["trace_id"])
-            errors = (f'<span class="badge-err">{s["error_count"]} error'
-                      f'{"s" if s["error_count"] != 1 else ""}</span>' if s["error_count"] else "")
-            body.append(
-                f'<tr class="trace-row" data-trace-id="{tid}">'
-                f'<td class="mono">{escape(_when_full(s["start_ms"]))}</td>'
-                f'<td><a href="{prefix}/traces/{tid}">{escape(s["root_service"] or "")}: '
-                f'{escape(s["root_name"] or "")}</a><div class="mono muted">{tid}</div></td>'
-                f'<td>{escape(fmt_ms(s["duration_ms"]))}</td><td>{s["span_count"]}</td>'
-                f'<td>{legend_html(s["services"])}</td><td>{errors}</td></tr>')
-        rows = ('<table id="traces"><thead><tr><th>time</th><th>root span</th><th>duration</th>'
-                '<th>spans</th><th>services</th><th>errors</th></tr></thead><tbody>'
-                + "".join(body) + "</tbody></table>")
+    rows = trace_table(traces, prefix, _when_full, "widen the time range, then reload")
     base = {k: v for k, v in p.items() if v not in (None, "", 0, False) and k != "offset"}
     pager = [f'<span id="total-count">{total:,}</span> traces match · showing '
              f'{offset + 1 if traces else 0}–{offset + len(traces)}']
