@@ -92,7 +92,10 @@ KIT_ROOT = Path(__file__).resolve().parents[2]
 #: Variables of the caller's environment that reach the sandbox (when set); everything else is
 #: dropped. `spec.env` adds fixed values (PYTHONPATH, ...).
 ENV_ALLOW = ("LANG", "LANGUAGE", "LC_ALL", "LC_CTYPE", "LC_MESSAGES", "LC_NUMERIC", "LC_TIME", "TZ",
-             "PYTHONHASHSEED", "OTEL_SEMCONV_STABILITY_OPT_IN", "TERM", "NO_COLOR", "COLUMNS")
+             "PYTHONHASHSEED", "OTEL_SEMCONV_STABILITY_OPT_IN", "TERM", "NO_COLOR", "COLUMNS",
+             # The kit's own tests strip propagation headers in the mesh to prove the checks catch a
+             # client that injects nothing (checks/conftest.py); it can only make a check stricter.
+             "WORKSHOP_MESH_STRIP_HEADERS")
 
 #: Where the sandbox's home and working folder are (inside its private /tmp).
 HOME = "/tmp/home"
