@@ -7,17 +7,26 @@ import signal
 import sys
 import tempfile
 import threading
+import time
 from pathlib import Path
+
+from kit.grading.errors import GradingError
 
 _temporary: set[str] = set()
 _temporary_lock = threading.Lock()
+_closing = threading.Event()        # set once an interrupted run starts removing its folders
+#: How long a copy under way when an interrupted run cleans up may take to end (it may put its
+#: folder back: the folders are swept again after this).
+_SETTLE_S = 0.3
 
 
 def temporary_folder(prefix: str) -> Path:
     """A new temporary folder, remembered until `forget_folder`, so that an interrupted run can
     remove every one (`remove_temporary`) even when it cannot unwind."""
-    path = tempfile.mkdtemp(prefix=prefix)
     with _temporary_lock:
+        if _closing.is_set():      # the run is being interrupted: start nothing new
+            raise GradingError("interrupted")
+        path = tempfile.mkdtemp(prefix=prefix)
         _temporary.add(path)
     return Path(path)
 
@@ -26,16 +35,32 @@ def forget_folder(path: Path, *, remove: bool = True) -> None:
     with _temporary_lock:
         _temporary.discard(str(path))
     if remove:
-        shutil.rmtree(path, ignore_errors=True)
+        _remove(path)
 
 
 def remove_temporary() -> None:
-    """Remove every temporary folder still remembered (Ctrl-C, on the way out)."""
+    """Remove every temporary folder still remembered (Ctrl-C, on the way out). No new one is made
+    after this starts; a copy another thread had under way when it began may put a folder back,
+    so the folders are swept once more after such copies have had time to end."""
     with _temporary_lock:
+        _closing.set()
         paths = list(_temporary)
         _temporary.clear()
-    for path in paths:
+    for sweep in range(2):
+        if sweep:
+            time.sleep(_SETTLE_S)
+        for path in paths:
+            _remove(path)
+
+
+def _remove(path: str | Path, *, tries: int = 30) -> None:
+    """Remove a folder, again while a process that is being killed (a sandbox ending) still
+    writes into it and so makes a pass fail half-way; gives up after about three seconds."""
+    for attempt in range(tries):
         shutil.rmtree(path, ignore_errors=True)
+        if not os.path.exists(path):
+            return
+        time.sleep(0.1)
 
 
 def kill_group(pid: int) -> None:

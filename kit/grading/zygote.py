@@ -70,6 +70,7 @@ class Zygote:
 
     def __init__(self, *, startup_timeout_s: float = 120.0, sandboxed: bool | None = None) -> None:
         self.kit_files = KitFiles.take(ROOT)
+        self._abandoned = False
         self.scratch = temporary_folder("workshop-zygote-")
         try:
             self._prepare(startup_timeout_s, sandboxed)
@@ -135,6 +136,8 @@ class Zygote:
                                 env=self.child_env(), start_new_session=True)
 
     def _start(self) -> None:
+        if self._abandoned:   # Ctrl-C: a grading still under way in another thread starts nothing
+            raise GradingError("interrupted")
         self._state: dict = {"replies": {}, "exited": {}, "spawned": set(), "ready": False, "error": None}
         self.kit_files.restore(self.kit_root)
         log = open(self.scratch / "zygote.log", "ab")
@@ -329,7 +332,8 @@ class Zygote:
 
     def abandon(self) -> None:
         """On Ctrl-C, without waiting for anything: kill the warm parent (its sandbox, and every
-        child with it) and remove the scratch folder."""
+        child with it) and remove the scratch folder. No warm parent is started again after this."""
+        self._abandoned = True
         proc = self._proc
         if proc is not None:
             sandbox.kill(proc, timeout_s=1.0) if proc.args[:1] != [sys.executable] else proc.kill()
