@@ -306,7 +306,7 @@ def test_trace_page_waterfall_click_shows_span_details(live, browser, shots):
     assert browser.js("document.querySelectorAll('#critical-path tbody tr').length") >= 1
 
     crashed = next(s for s in stored if s.service == "inventory-service" and s.kind == "SERVER"
-                   and any(name == "exception" for name, _ in s.events))
+                   and any(e[0] == "exception" for e in s.events))
     browser.click(f'g.span[data-span-id="{crashed.span_id}"] rect.bar')
     time.sleep(0.2)
     assert browser.js("document.getElementById('details').dataset.spanId") == crashed.span_id
