@@ -14,6 +14,7 @@ from hypothesis import HealthCheck, settings
 
 from kit.harness.expect import fail
 from kit.harness.learner import attr
+from checks.helpers import call_learner
 from kit.traces.text import render_tree
 
 #: Times are in ms from this epoch base, so no clock decides anything.
@@ -46,13 +47,7 @@ def _hex(value: int | str, width: int) -> str:
 
 def call(module: str, name: str, *args, **kwargs) -> Any:
     """Call a learner function; NotImplementedError or a crash fails the check, saying which."""
-    function = attr(module, name)
-    try:
-        return function(*args, **kwargs)
-    except NotImplementedError as exc:
-        fail(did=f"called {name}(...)", expected="a result", saw=f"NotImplementedError: {exc} (still a stub)")
-    except Exception as exc:  # noqa: BLE001 - the learner's function crashed: say so
-        fail(did=f"called {name}(...)", expected="a result", saw=f"{type(exc).__name__}: {exc}")
+    return call_learner(module, name, *args, **kwargs)
 
 
 def percentile(values, n: int) -> float:

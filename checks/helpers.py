@@ -10,6 +10,7 @@ import contextlib
 import httpx
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+from kit.harness.expect import fail
 from kit.harness.learner import attr
 
 
@@ -163,3 +164,15 @@ def capture_log_events(logs_module=None):
         yield events
     finally:
         structlog.configure(**previous)
+
+
+def call_learner(module: str, name: str, *args, **kwargs):
+    """Call a learner function by the contract's name; a NotImplementedError (a stub) or a crash
+    fails the check, saying which."""
+    function = attr(module, name)
+    try:
+        return function(*args, **kwargs)
+    except NotImplementedError as exc:
+        fail(did=f"called {name}(...)", expected="a result", saw=f"NotImplementedError: {exc} (still a stub)")
+    except Exception as exc:  # noqa: BLE001 - the learner's function crashed: say so
+        fail(did=f"called {name}(...)", expected="a result", saw=f"{type(exc).__name__}: {exc}")

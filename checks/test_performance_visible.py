@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from kit.harness.expect import check, expect, fail
 from kit.harness.learner import attr
+from checks.helpers import call_learner
 from kit.harness.spans import server_spans, trace_id
 
 BASE = 1_700_000_000_000.0
@@ -32,13 +33,7 @@ def worked_example():
 
 def call(name, *args, **kwargs):
     """Call a Step 5 function; a NotImplementedError or a crash fails the check plainly."""
-    function = attr(MONITORING, name)
-    try:
-        return function(*args, **kwargs)
-    except NotImplementedError as exc:
-        fail(did=f"called {name}(...)", expected="a result", saw=f"NotImplementedError: {exc}")
-    except Exception as exc:  # noqa: BLE001 - the learner's function crashed: say so
-        fail(did=f"called {name}(...)", expected="a result", saw=f"{type(exc).__name__}: {exc}")
+    return call_learner(MONITORING, name, *args, **kwargs)
 
 
 def path_of(spans, roots=None):

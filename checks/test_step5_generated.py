@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from kit.harness.expect import check, expect, fail
 from kit.harness.learner import attr
-from checks.helpers import picture_records
+from checks.helpers import call_learner, picture_records
 
 BASE = 1_700_000_000_000.0
 TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
@@ -314,13 +314,7 @@ def oracle_dependencies(spans):
 
 def call(name, *args, **kwargs):
     """Call a Step 5 function; a NotImplementedError or a crash fails the check plainly."""
-    function = attr(MONITORING, name)
-    try:
-        return function(*args, **kwargs)
-    except NotImplementedError as exc:
-        fail(did=f"called {name}(...)", expected="a result", saw=f"NotImplementedError: {exc}")
-    except Exception as exc:  # noqa: BLE001 - the learner's function crashed: say so
-        fail(did=f"called {name}(...)", expected="a result", saw=f"{type(exc).__name__}: {exc}")
+    return call_learner(MONITORING, name, *args, **kwargs)
 
 
 def _did(what: str, spans) -> str:
