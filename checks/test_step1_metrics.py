@@ -22,7 +22,7 @@ from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, TraceFl
 from kit.harness.expect import check, expect, fail
 from kit.harness.learner import attr
 from kit.harness.mesh import AccumulatingMetricReader
-from kit.harness.spans import find, service_of
+from kit.harness.spans import find
 from kit.topology import SERVICE_NAMES
 
 CRITERION = "performance-visible"

@@ -18,7 +18,6 @@ import threading
 import httpx
 from opentelemetry import propagate
 from opentelemetry import trace as otel_trace
-from opentelemetry.sdk.trace.export import SpanExportResult
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 

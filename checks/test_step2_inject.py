@@ -17,7 +17,6 @@ import structlog
 from opentelemetry import context as otel_context
 from opentelemetry import trace as otel_trace
 from opentelemetry.propagators.textmap import Getter, Setter, TextMapPropagator
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import INVALID_SPAN, NonRecordingSpan, SpanContext, TraceFlags, TraceState
 
 from kit.harness.expect import check, expect, fail
@@ -123,7 +122,7 @@ def test_inject_writes_the_correlation_id_only_when_there_is_one_and_never_repla
              ("a context holding only correlation id corr-kept (from extract_context)",
               tc("extract_context")({"X-Correlation-ID": "corr-kept"}), "corr-kept"),
              (f"a context with a span of trace {TRACE}", with_span(span_context()), TRACE),
-             (f"a context with a span and correlation id corr-both",
+             ("a context with a span and correlation id corr-both",
               tc("extract_context")({"X-Correlation-ID": "corr-both", "traceparent": f"00-{TRACE}-{SPAN}-01"}),
               "corr-both")]
     for what, ctx, want in cases:

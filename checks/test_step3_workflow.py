@@ -192,7 +192,7 @@ async def test_workflow_spans_in_every_outcome():
                    expected=f"one INTERNAL {name} span, child of process_order (this outcome's steps: "
                             f"{', '.join(case.spans[1:])})",
                    saw=f"{[describe(s) for s in found] or f'no {name} span'}"
-                       + (f", whose parent is not process_order" if found else ""), spans=run.spans)
+                       + (", whose parent is not process_order" if found else ""), spans=run.spans)
 
 
 @check(step=3, criterion="errors-traced", todo="TODO 1", rules=("3.4", "3.5"))
