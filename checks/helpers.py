@@ -9,6 +9,7 @@ import contextlib
 
 import httpx
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.sdk.trace.id_generator import IdGenerator
 
 from kit.harness.expect import fail
 from kit.harness.learner import attr
@@ -176,3 +177,19 @@ def call_learner(module: str, name: str, *args, **kwargs):
         fail(did=f"called {name}(...)", expected="a result", saw=f"NotImplementedError: {exc} (still a stub)")
     except Exception as exc:  # noqa: BLE001 - the learner's function crashed: say so
         fail(did=f"called {name}(...)", expected="a result", saw=f"{type(exc).__name__}: {exc}")
+
+
+class CountingIds(IdGenerator):
+    """Trace and span ids that count up from fixed values (`base` apart for a second provider),
+    so a check's traces are the same on every run."""
+
+    def __init__(self, base: int = 0) -> None:
+        self._trace, self._span = 0x0AF7651916CD43DD8448EB211C800000 + base, 0x00F067AA0BA90000 + base
+
+    def generate_trace_id(self) -> int:
+        self._trace += 1
+        return self._trace
+
+    def generate_span_id(self) -> int:
+        self._span += 1
+        return self._span

@@ -15,12 +15,12 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from opentelemetry.sdk.trace.id_generator import IdGenerator
 from opentelemetry.sdk.trace.sampling import Decision, Sampler, SamplingResult
 from opentelemetry.trace import SpanKind
 
 from kit.harness.expect import check, expect
 from kit.harness.learner import attr
+from checks.helpers import CountingIds
 from kit.harness.spans import ancestors, children_of, describe, exception_events, find, is_error, server_spans, services
 
 PROVIDER = "api.payment-provider.example"
@@ -132,26 +132,11 @@ class _NotSampled(Sampler):
         return "NotSampled"
 
 
-class _CountingIds(IdGenerator):
-    """Fixed, predictable ids, so that every run sees the same traces."""
-
-    def __init__(self) -> None:
-        self._trace, self._span = 0x0AF7651916CD43DD8448EB211C800000, 0x00F067AA0BA90000
-
-    def generate_trace_id(self) -> int:
-        self._trace += 1
-        return self._trace
-
-    def generate_span_id(self) -> int:
-        self._span += 1
-        return self._span
-
-
 def _tail_tracer(config, **options):
     """A tracer whose spans go through the learner's TailSamplingProcessor to an in-memory exporter."""
     tail_cls = attr("services.shared.sampling", "TailSamplingProcessor")
     exporter = InMemorySpanExporter()
-    provider = TracerProvider(sampler=_NotSampled(), id_generator=_CountingIds(),
+    provider = TracerProvider(sampler=_NotSampled(), id_generator=CountingIds(),
                               resource=Resource.create({"service.name": "report-service"}))
     provider.add_span_processor(tail_cls(SimpleSpanProcessor(exporter), config, **options))
     return provider.get_tracer("checks"), exporter

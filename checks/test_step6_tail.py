@@ -15,12 +15,12 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from opentelemetry.sdk.trace.id_generator import IdGenerator
 from opentelemetry.sdk.trace.sampling import Decision, Sampler, SamplingResult
 from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, Status, StatusCode, TraceFlags
 
 from kit.harness.expect import check, expect, fail
 from kit.harness.learner import attr
+from checks.helpers import CountingIds
 
 MS = 1_000_000                      # nanoseconds in a millisecond
 T0 = 1_700_000_000_000_000_000      # a fixed start time, in nanoseconds since the epoch
@@ -49,19 +49,6 @@ class _Scripted(Sampler):
         return "Scripted"
 
 
-class _CountingIds(IdGenerator):
-    def __init__(self, base: int) -> None:
-        self._trace, self._span = 0x0AF7651916CD43DD8448EB211C800000 + base, 0x00F067AA0BA90000 + base
-
-    def generate_trace_id(self) -> int:
-        self._trace += 1
-        return self._trace
-
-    def generate_span_id(self) -> int:
-        self._span += 1
-        return self._span
-
-
 class Tail:
     """The learner's TailSamplingProcessor between a tracer and an in-memory exporter, with the
     story of what the check did to it (for the failure message)."""
@@ -69,7 +56,7 @@ class Tail:
     def __init__(self, *, max_buffered_traces: int | None = None, **config) -> None:
         tail_cls = attr("services.shared.sampling", "TailSamplingProcessor")
         self.exporter = InMemorySpanExporter()
-        self.provider = TracerProvider(sampler=_Scripted(), id_generator=_CountingIds(0),
+        self.provider = TracerProvider(sampler=_Scripted(), id_generator=CountingIds(0),
                                        resource=Resource.create({"service.name": "report-service"}))
         options = {} if max_buffered_traces is None else {"max_buffered_traces": max_buffered_traces}
         settings = ", ".join(f"{k}={v}" for k, v in config.items())
@@ -140,7 +127,7 @@ class Tail:
 
 def _elsewhere():
     """A span of another provider, not sampled: a local parent the processor never saw start."""
-    other = TracerProvider(sampler=_Scripted(), id_generator=_CountingIds(0x5000))
+    other = TracerProvider(sampler=_Scripted(), id_generator=CountingIds(0x5000))
     return other.get_tracer("elsewhere").start_span("elsewhere", start_time=T0)
 
 
