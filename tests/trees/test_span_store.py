@@ -367,3 +367,15 @@ def test_the_store_in_use_is_one_global_seen_from_any_context(ss):
         assert contextvars.Context().run(ss.get_span_store) is mine
     finally:
         assert ss.set_span_store(previous) is mine
+
+
+def test_the_viewers_copy_of_the_table_is_the_provided_stores(ss):
+    """The viewer reads (and its tests and benchmark write) the provided store's table without
+    importing any tree, from its own copy of the schema: the copy must say what the store says."""
+    from kit.live.viewer.store import SPANS_SCHEMA
+
+    def statements(script: str) -> list[str]:
+        parts = [" ".join(p.split()) for p in script.split(";")]
+        return [p for p in parts if p and p not in ("BEGIN IMMEDIATE", "COMMIT")]
+
+    assert statements(SPANS_SCHEMA) == statements(ss._SCHEMA)
