@@ -1,7 +1,6 @@
 """What the extensions' checks (`test_ext_e*.py`) share: spans built by hand, calling a learner
-function so that a stub or a crash fails plainly, showing spans to the learner, the nearest-rank
-percentile as the contract defines it (rule 0.12), and Hypothesis settings that never change
-between runs.
+function so that a stub or a crash fails plainly, showing spans to the learner, and the nearest-rank percentile as the contract defines it
+(rule 0.12). Generated cases go through `kit.harness.generated`.
 
 Everything reaches the learner's code through the contract's names only (`kit.harness.learner`).
 """
@@ -10,8 +9,6 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from hypothesis import HealthCheck, settings
-
 from kit.harness.expect import fail
 from kit.harness.learner import attr
 from checks.helpers import call_learner
@@ -19,10 +16,6 @@ from kit.traces.text import render_tree
 
 #: Times are in ms from this epoch base, so no clock decides anything.
 BASE = 1_700_000_000_000.0
-
-#: Generated cases: the same examples every run, no database, no blob, no deadline.
-GENERATED = settings(derandomize=True, database=None, max_examples=30, deadline=None, print_blob=False,
-                     suppress_health_check=list(HealthCheck))
 
 _ids = {"count": 0}
 

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import random
 
-from hypothesis import given
 from hypothesis import strategies as st
 
-from checks.ext_helpers import GENERATED, call, keys_are, percentile, shown, span
+from kit.harness.generated import generated
+from checks.ext_helpers import call, keys_are, percentile, shown, span
 from kit.harness.expect import check, expect, fail
 
 ANALYTICS = "services.api_gateway.analytics"
@@ -180,8 +180,7 @@ def test_e1_slowest_operations_match_an_oracle_on_generated_spans():
     """slowest_operations agrees with a plain oracle on generated spans (ties, kinds, top)"""
     slowest([span()])   # a stub fails here, at once
 
-    @GENERATED
-    @given(span_sets(), st.integers(0, 6))
+    @generated(span_sets(), st.integers(0, 6))
     def agree(spans, top):
         got = slowest(spans, top=top)
         want = oracle_slowest(spans, top)
@@ -195,8 +194,7 @@ def test_e1_error_rates_match_an_oracle_on_generated_spans():
     """error_rates agrees with a plain oracle on generated spans"""
     rates([span()])
 
-    @GENERATED
-    @given(span_sets())
+    @generated(span_sets())
     def agree(spans):
         got = rates(spans)
         want = oracle_rates(spans)

@@ -17,10 +17,10 @@ from collections import Counter
 from pathlib import Path
 from urllib.parse import unquote
 
-from hypothesis import given
 from hypothesis import strategies as st
 
-from checks.ext_helpers import GENERATED, call, percentile, shown, span
+from kit.harness.generated import generated
+from checks.ext_helpers import call, percentile, shown, span
 from kit.harness.expect import check, expect, fail
 from kit.harness.learner import load
 from kit.harness.spans import describe, find, service_of
@@ -240,8 +240,7 @@ def test_e2_compare_variants_matches_an_oracle_on_generated_spans():
     """compare_variants agrees with a plain oracle on generated spans"""
     compare([order()], EXPERIMENT)   # a stub fails here, at once
 
-    @GENERATED
-    @given(order_spans())
+    @generated(order_spans())
     def agree(spans):
         got = compare(spans, EXPERIMENT)
         want = oracle(spans, EXPERIMENT)

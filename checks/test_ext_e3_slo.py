@@ -8,10 +8,10 @@ spans and windows against the small oracle below.
 """
 from __future__ import annotations
 
-from hypothesis import given
 from hypothesis import strategies as st
 
-from checks.ext_helpers import BASE, GENERATED, call, close, keys_are, shown, span
+from kit.harness.generated import generated
+from checks.ext_helpers import BASE, call, close, keys_are, shown, span
 from kit.harness.expect import check, expect, fail
 from kit.harness.learner import attr
 
@@ -170,8 +170,7 @@ def test_e3_evaluate_slo_matches_an_oracle_on_generated_spans():
     """evaluate_slo agrees with a plain oracle on generated spans, windows and objectives"""
     evaluate(slo(), [request()])   # a stub fails here, at once
 
-    @GENERATED
-    @given(cases())
+    @generated(cases())
     def agree(case):
         spans, objective, latency, start, end = case
         target = slo(objective=objective, latency_ms=latency)

@@ -8,10 +8,10 @@ span is kept once), then generated multi-trace span sets against the small oracl
 """
 from __future__ import annotations
 
-from hypothesis import given
 from hypothesis import strategies as st
 
-from checks.ext_helpers import GENERATED, call, keys_are, percentile, shown, span
+from kit.harness.generated import generated
+from checks.ext_helpers import call, keys_are, percentile, shown, span
 from kit.harness.expect import check, expect, fail
 
 ANALYTICS = "services.api_gateway.analytics"
@@ -177,8 +177,7 @@ def test_e4_dependency_map_matches_an_oracle_on_generated_traces():
     """dependency_map agrees with a plain oracle on generated traces (shared span ids, orphans, duplicates)"""
     dependency_map(call_tree(1))   # a stub fails here, at once
 
-    @GENERATED
-    @given(traces())
+    @generated(traces())
     def agree(spans):
         got = dependency_map(spans)
         want = oracle(spans)

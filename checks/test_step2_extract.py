@@ -9,7 +9,6 @@ Hypothesis (deterministically) and compares the parent found with a small oracle
 """
 from __future__ import annotations
 
-from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from opentelemetry import context as otel_context
 from opentelemetry import trace as otel_trace
@@ -17,6 +16,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
 
 from kit.harness.expect import check, expect, fail
+from kit.harness.generated import generated
 from kit.harness.learner import attr
 
 CRITERION = "context-propagates"
@@ -380,9 +380,7 @@ def test_generated_header_sets_give_the_parent_the_rules_say():
     baggage_items = tc("get_baggage_items")
     problems: list[str] = []
 
-    @settings(derandomize=True, database=None, max_examples=30, deadline=None, print_blob=False,
-              suppress_health_check=list(HealthCheck), report_multiple_bugs=False)
-    @given(header_sets())
+    @generated(header_sets(), report_multiple_bugs=False)
     def run(case):
         headers = headers_of(case)
         try:

@@ -9,11 +9,12 @@ import asyncio
 from dataclasses import dataclass, field
 
 import httpx
-from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import Phase
 from hypothesis import strategies as st
 from opentelemetry.trace import SpanKind
 
 from kit.harness.expect import check, expect, fail
+from kit.harness.generated import generated
 from kit.harness.learner import attr
 from kit.harness.spans import describe, is_error
 from checks.helpers import FakeClock, ScriptedWire, make_telemetry, outcome_name, traced_client
@@ -325,9 +326,7 @@ def test_circuit_breaker_matches_its_oracle_on_generated_sequences():
     telemetry, _ = make_telemetry("breaker-service")
     found: dict[str, object] = {}
 
-    @settings(derandomize=True, database=None, max_examples=50, deadline=None, print_blob=False,
-              suppress_health_check=list(HealthCheck), phases=(Phase.generate, Phase.shrink))
-    @given(scenarios())
+    @generated(scenarios(), max_examples=50, phases=(Phase.generate, Phase.shrink))
     def play(scenario):
         story, mismatch = loop.run_until_complete(_play(scenario, telemetry))
         if mismatch:

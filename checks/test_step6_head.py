@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import warnings
 
-from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from opentelemetry import trace as otel_trace
 from opentelemetry.sdk.trace import TracerProvider
@@ -21,6 +20,7 @@ from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, TraceFl
 from structlog.testing import capture_logs
 
 from kit.harness.expect import check, expect, fail
+from kit.harness.generated import generated
 from kit.harness.learner import attr
 from checks.helpers import FakeClock
 
@@ -31,9 +31,6 @@ ORDER = {"url.path": "/api/orders", "http.request.method": "POST"}
 LOW = (1 << 64) - 1
 #: Trace ids from a fixed linear congruential sequence: random-looking bits, the same every run.
 IDS = [((i * 0x9E3779B97F4A7C15F39CC0605CEDC835 + 0x2545F4914F6CDD1D) % (1 << 128)) | 1 for i in range(1, 2001)]
-
-GENERATED = settings(derandomize=True, database=None, max_examples=30, deadline=None, print_blob=False,
-                     suppress_health_check=list(HealthCheck))
 
 
 def _config(**options):
@@ -97,10 +94,9 @@ def ratio_cases(draw):
 @check(step=6, criterion="sampling-works", todo="TODO 2", rules=("6.1", "6.6"))
 def test_ratio_decisions_agree_in_every_instance_and_order():
     """Three samplers asked about the same trace ids, in different orders, give the same answers"""
-    @GENERATED
-    @example((0.0, [TRACE, 1 << 64, LOW], [LOW, 1 << 64, TRACE]))
-    @example((1.0, [TRACE, (1 << 64) | LOW, LOW], [LOW, (1 << 64) | LOW, TRACE]))
-    @given(ratio_cases())
+    @generated(ratio_cases(), examples=[
+            (0.0, [TRACE, 1 << 64, LOW], [LOW, 1 << 64, TRACE]),
+            (1.0, [TRACE, (1 << 64) | LOW, LOW], [LOW, (1 << 64) | LOW, TRACE])])
     def run(case):
         ratio, ids, shuffled = case
         one, two, three = (_sampler(_config(ratio=ratio)) for _ in range(3))
@@ -239,14 +235,13 @@ def test_health_probes_are_recognised_on_every_path_attribute():
     samplers = {(1.0, 0.0): _sampler(_config(ratio=1.0, health_ratio=0.0)),
                 (0.0, 1.0): _sampler(_config(ratio=0.0, health_ratio=1.0))}
 
-    @GENERATED
-    @example(({"url.path": "/health"}, SpanKind.SERVER, True))
-    @example(({"http.target": "/api/healthz/"}, None, True))
-    @example(({"http.route": "/internal/status/ready"}, SpanKind.SERVER, True))
-    @example(({"url.path": "/live/"}, None, True))
-    @example(({"url.path": "/health"}, SpanKind.CLIENT, False))
-    @example(({"url.path": "/health-report"}, SpanKind.SERVER, False))
-    @given(probe_cases())
+    @generated(probe_cases(), examples=[
+            ({"url.path": "/health"}, SpanKind.SERVER, True),
+            ({"http.target": "/api/healthz/"}, None, True),
+            ({"http.route": "/internal/status/ready"}, SpanKind.SERVER, True),
+            ({"url.path": "/live/"}, None, True),
+            ({"url.path": "/health"}, SpanKind.CLIENT, False),
+            ({"url.path": "/health-report"}, SpanKind.SERVER, False)])
     def run(case):
         attributes, kind, probe = case
         for (ratio, health_ratio), sampler in samplers.items():
@@ -402,11 +397,10 @@ def test_for_environment_ignores_case_and_warns_on_unknown_names(caplog):
                expected="a SamplingConfig", saw=type(config).__name__)
         return config.ratio
 
-    @GENERATED
-    @example(("Production", "production"))
-    @example(("STAGING", "staging"))
-    @example(("development", "development"))
-    @given(environment_names())
+    @generated(environment_names(), examples=[
+            ("Production", "production"),
+            ("STAGING", "staging"),
+            ("development", "development")])
     def run(case):
         name, lower = case
         got = ratio_of(name)
