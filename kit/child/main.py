@@ -45,7 +45,7 @@ def pytest_args(request: dict) -> list[str]:
              for n in request.get("nodeids") or []] or [str(checks)]
     args = [*paths, "-c", str(checks / "pytest.ini"), "--rootdir", str(ROOT),
             "--target", str(request["target"]), "-p", "pytest_asyncio.plugin",
-            "-p", "no:terminal", "-p", "no:cacheprovider", "-p", "no:randomly",
+            "-p", "no:terminal", "-p", "no:cacheprovider", "-p", "no:randomly", "--assert=plain",
             # These two collect garbage several times at the end of a run (seconds, for a
             # process this size) to report warnings nobody reads here.
             "-p", "no:unraisableexception", "-p", "no:threadexception", "--capture=fd"]

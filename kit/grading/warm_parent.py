@@ -51,7 +51,8 @@ WARM_MODULES = (
     "opentelemetry.propagators.b3", "opentelemetry.instrumentation.fastapi",
     "opentelemetry.instrumentation.httpx", "opentelemetry.instrumentation.sqlite3",
     "opentelemetry.instrumentation.redis", "hypothesis", "hypothesis.strategies",
-    "pytest_asyncio.plugin", "kit.harness.mesh", "kit.harness.spans", "kit.traces.text", "kit.harness.expect", "kit.harness.learner",
+    "pytest_asyncio.plugin", "pydantic.v1", "opentelemetry.exporter.otlp.proto.http.trace_exporter",
+    "opentelemetry.exporter.otlp.proto.http.metric_exporter", "kit.harness.mesh", "kit.harness.spans", "kit.traces.text", "kit.harness.expect", "kit.harness.learner",
 )
 
 # -- the warm parent ---------------------------------------------------------------------------
@@ -146,8 +147,7 @@ def serve() -> int:
         return 1
     sys.stdout.flush(), sys.stderr.flush()
     sandbox_error = _try_isolation() if os.environ.get("WORKSHOP_SANDBOXED") == "1" else None
-    gc.collect()
-    gc.freeze()  # what the warm-up built is never collected again, in any child
+    gc.freeze()  # what the warm-up built is never collected again, in any child (nor copied by it)
     say({protocol.READY: True, "checks": checks, "files": _kit_files_in_use(), "sandbox_error": sandbox_error})
 
     children: set[int] = set()

@@ -31,6 +31,7 @@ from pathlib import Path
 
 from kit import ROOT
 from kit.grading import protocol, sandbox
+from kit.grading.bytecode import Bytecode
 from kit.grading.errors import GradingError, listed as _listed
 from kit.grading.integrity import KitFiles
 from kit.grading.errors import log_tail as _tail
@@ -81,6 +82,7 @@ class Zygote:
     def _prepare(self, startup_timeout_s: float, sandboxed: bool | None) -> None:
         self.kit_root = self.scratch / "kit"
         self.kit_files.copy_to(self.kit_root)
+        self.bytecode = Bytecode(self.kit_files)
         self.stage = self.scratch / "stage"      # one copy of each graded tree's services/
         self.io = self.scratch / "io"            # the runner's events FIFOs and child logs
         self.home = self.scratch / "home"        # HOME and TMPDIR of unsandboxed children
@@ -140,6 +142,7 @@ class Zygote:
             raise GradingError("interrupted")
         self._state: dict = {"replies": {}, "exited": {}, "spawned": set(), "ready": False, "error": None}
         self.kit_files.restore(self.kit_root)
+        self.bytecode.start(self.kit_root)   # while the warm parent imports its dependencies
         log = open(self.scratch / "zygote.log", "ab")
         try:
             self._proc = self._popen(log)
@@ -296,9 +299,10 @@ class Zygote:
         at once. Several gradings may run at the same time on one warm parent and the grader
         cannot tell whose code wrote there, so every grading in progress gets the warning."""
         with self._cond:
-            changed = self.kit_files.changes(self.kit_root)
+            changed = self.kit_files.changes(self.kit_root) + self.bytecode.changes(self.kit_root)
             if changed:
                 self.kit_files.restore(self.kit_root)
+                self.bytecode.restore(self.kit_root)
                 others = len(self._inflight) - 1
                 shared = (f" (graded at the same time as {others} other submission(s): the grader cannot "
                           "tell which one did it; grade them one at a time to know)") if others > 0 else ""

@@ -7,6 +7,7 @@ instead of a traceback through the kit.
 from __future__ import annotations
 
 import importlib
+import sys
 import traceback
 from types import ModuleType
 from typing import Any
@@ -36,6 +37,9 @@ def _where(exc: BaseException) -> str:
 def load(module: str) -> ModuleType:
     """Import `module` from the target tree, or fail the check with the reason it would not."""
     global _hung_import
+    loaded = sys.modules.get(module)
+    if loaded is not None and getattr(getattr(loaded, "__spec__", None), "_initializing", False) is False:
+        return loaded   # imported already: what import_module would return, without its locks
     if _hung_import is not None:
         fail(did=f"imported {module}", expected="the module to import cleanly", saw=_hung_import)
     try:
