@@ -1,7 +1,8 @@
 """How fast `python grade.py` is, against the cost of importing the kit's dependencies.
 
 Runs, side by side and alternating, N times each:
-  - a bare interpreter importing the dependencies the graded services and checks use;
+  - a bare interpreter importing the dependencies the graded services and checks use (the
+    generated checks' Hypothesis and the async checks' pytest-asyncio included);
   - `python grade.py --solution` end to end (grading every check);
   - the time until `python grade.py` prints its first line.
 Prints the medians and the verdicts for the targets of issue 4: grading <= 2x the import cost,
@@ -23,7 +24,7 @@ IMPORTS = ("import fastapi, httpx, respx, pytest, structlog, redis, fakeredis, p
            "opentelemetry.sdk.trace, opentelemetry.instrumentation.fastapi, "
            "opentelemetry.instrumentation.httpx, opentelemetry.instrumentation.redis, "
            "opentelemetry.instrumentation.sqlite3, opentelemetry.propagators.b3, "
-           "opentelemetry.sdk.trace.export.in_memory_span_exporter")
+           "opentelemetry.sdk.trace.export.in_memory_span_exporter, hypothesis, pytest_asyncio")
 
 
 def timed(command: list[str]) -> float:
