@@ -149,7 +149,7 @@ def seed_stock(path: str | os.PathLike[str], stock: dict[str, int]) -> None:
     This writes the `stock` table itself, as the trees' provided
     `services/inventory_service/db.py` lays it out: that module offers no way to set stock
     (its `InventoryDB` creates the schema and adds only its fixed `SEED_STOCK`, and the
-    `Settings` have no stock field). Keep the two in step if db.py ever changes."""
+    `Settings` have no stock field). `tests/live/test_seed_stock.py` fails when the two drift apart."""
     conn = sqlite3.connect(os.fspath(path))
     try:
         conn.execute("CREATE TABLE IF NOT EXISTS stock "
