@@ -32,6 +32,7 @@ class Step:
     file: str
     goal: str
     hints: tuple[str, ...]
+    core: tuple[int, ...] = ()   # the TODO numbers of the step's core path, in order
 
 
 @dataclass(frozen=True)
@@ -110,7 +111,7 @@ def parse_course(data: dict, source: str = "course.toml") -> Course:
         id=c["id"], title=c["title"], points=int(c["points"]), summary=c.get("summary", "")))
     steps = _entries(data, "steps", source, lambda s: Step(
         number=int(s["number"]), title=s["title"], file=s["file"], goal=s.get("goal", ""),
-        hints=tuple(s.get("hints", ()))))
+        hints=tuple(s.get("hints", ())), core=tuple(int(k) for k in s.get("core", ()))))
     extensions = _entries(data, "extensions", source, lambda e: Extension(
         id=e["id"], title=e["title"], files=tuple(e["files"]), goal=e.get("goal", ""),
         hints=tuple(e.get("hints", ()))))

@@ -127,6 +127,15 @@ def test_every_step_has_a_goal_and_hints_and_every_criterion_a_summary():
     assert all(c.title and c.summary for c in COURSE.criteria)
 
 
+def test_each_steps_core_path_is_parsed_in_order_and_a_step_without_one_has_none():
+    data = _data()
+    assert [s.core for s in COURSE.steps] == [tuple(s.get("core", ())) for s in data["steps"]]
+    assert all(s.core for s in COURSE.steps) and all(list(s.core) == sorted(set(s.core)) for s in COURSE.steps)
+    for step in data["steps"]:
+        step.pop("core", None)
+    assert all(s.core == () for s in parse_course(data, "course.toml").steps)
+
+
 # -- the README says the same ---------------------------------------------------------------------
 
 def _readme_step_table() -> list[tuple[int, str]]:
