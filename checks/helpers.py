@@ -12,7 +12,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.sdk.trace.id_generator import IdGenerator
 
 from kit.harness.expect import fail
-from kit.harness.learner import attr
+from kit.harness.learner import attr, describe_exception
 
 
 class FakeClock:
@@ -176,7 +176,7 @@ def call_learner(module: str, name: str, *args, **kwargs):
     except NotImplementedError as exc:
         fail(did=f"called {name}(...)", expected="a result", saw=f"NotImplementedError: {exc} (still a stub)")
     except Exception as exc:  # noqa: BLE001 - the learner's function crashed: say so
-        fail(did=f"called {name}(...)", expected="a result", saw=f"{type(exc).__name__}: {exc}")
+        fail(did=f"called {name}(...)", expected="a result", saw=describe_exception(exc))
 
 
 class CountingIds(IdGenerator):

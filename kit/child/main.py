@@ -34,6 +34,10 @@ from kit.grading.processes import leave
 
 #: No file the learner's code writes (output included) may grow past this.
 MAX_FILE_BYTES = 512 * 1024 * 1024
+#: Nor may the grading process's address space: an allocation past it is a MemoryError in the
+#: learner's code (the check fails, saying so), not a machine out of memory. The warm parent
+#: uses about 0.25 GiB of it; a batch runs one grading process per core.
+MAX_MEMORY_BYTES = 4 * 1024 * 1024 * 1024
 #: The child's exit code when it could not isolate itself (the runner says "sandbox failed").
 EXIT_SANDBOX_FAILED = 71
 
@@ -148,6 +152,7 @@ def _grade_here(message: dict, log: int, events_fd: int | None = None) -> None:
         signal.signal(signal.SIGINT, signal.default_int_handler)
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a huge write fails (EFBIG) instead
         resource.setrlimit(resource.RLIMIT_FSIZE, (MAX_FILE_BYTES, MAX_FILE_BYTES))
+        resource.setrlimit(resource.RLIMIT_AS, (MAX_MEMORY_BYTES, MAX_MEMORY_BYTES))
         os.environ.clear()
         os.environ.update(message["env"])
         os.chdir(message["cwd"])

@@ -31,6 +31,8 @@ def learner_frame(exc: BaseException, word: str = "in") -> str:
 def _where(exc: BaseException) -> str:
     if isinstance(exc, SyntaxError):
         return f"{type(exc).__name__} in {exc.filename.rsplit('/services/', 1)[-1] if exc.filename else '?'} line {exc.lineno}: {exc.msg}"
+    if isinstance(exc, MemoryError) and not str(exc):
+        return f"MemoryError{learner_frame(exc, 'at')}: more memory than a grading process may use (4 GiB)"
     return f"{type(exc).__name__}{learner_frame(exc, 'at')}: {exc}"
 
 

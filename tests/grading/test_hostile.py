@@ -34,6 +34,10 @@ def calculate_total_duration(spans):
     while True:
         pass
 """
+ALLOCATES_5_GIB = """
+def calculate_total_duration(spans):
+    return float(len(bytearray(5 * 1024 ** 3)))
+"""
 SYS_EXIT_AT_IMPORT = "import sys as _sys\n_sys.exit(3)\n"
 OS_EXIT_IN_A_FUNCTION = """
 def build_timeline(spans):
@@ -110,6 +114,7 @@ CASES = {
     "raises-at-import": ("solution", "services/shared/sampling.py", RAISES_AT_IMPORT),
     "loops-at-import": ("solution", "services/shared/trace_context.py", LOOPS_AT_IMPORT),
     "loops-in-a-function": ("solution", "services/api_gateway/monitoring.py", LOOPS_IN_A_FUNCTION),
+    "allocates-5-gib": ("solution", "services/api_gateway/monitoring.py", ALLOCATES_5_GIB),
     "sys-exit-at-import": ("exercise", "services/shared/sampling.py", SYS_EXIT_AT_IMPORT),
     "os-exit-in-a-function": ("solution", "services/api_gateway/monitoring.py", OS_EXIT_IN_A_FUNCTION),
     "prints-50-mb": ("exercise", "services/shared/trace_context.py", PRINTS_50_MB),
@@ -242,6 +247,13 @@ def test_an_endless_loop_in_a_function_fails_only_its_callers(graded, all_checks
     assert failed and all("timed out" in m for m in failed.values()), failed
     assert {all_checks[c]["criterion"] for c in failed} == {"performance-visible"}
     assert "total_duration_runs_from_earliest_start_to_latest_end" in failed
+
+
+def test_memory_past_the_limit_fails_only_the_checks_that_asked_for_it(graded, all_checks):
+    failed = _failed(graded, "allocates-5-gib")
+    assert "total_duration_runs_from_earliest_start_to_latest_end" in failed
+    assert all("MemoryError" in m for m in failed.values()), failed
+    assert {all_checks[c]["criterion"] for c in failed} == {"performance-visible"}
 
 
 def test_sys_exit_is_reported(graded):
