@@ -8,6 +8,8 @@ Fixtures:
 - `mesh`: the five services of the target, started, with the default sampling (everything kept).
 - `make_mesh(**options)`: builds more meshes (other sampling, a failing provider, ...), each
   torn down after the check.
+- (autouse) the span ids `checks.ext_helpers.span()` numbers itself start from 1 in every check,
+  so that they do not depend on which checks ran before in the same process.
 """
 from __future__ import annotations
 
@@ -33,6 +35,13 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError(f"--target {target}: no services/ folder there; point it at a copy of exercise/")
     sys.path.insert(0, str(target))
     config.workshop_target = target
+
+
+@pytest.fixture(autouse=True)
+def _span_ids_per_check() -> None:
+    helpers = sys.modules.get("checks.ext_helpers")   # imported only by the checks that use it
+    if helpers is not None:
+        helpers.reset_ids()
 
 
 @pytest.fixture

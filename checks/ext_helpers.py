@@ -1,6 +1,10 @@
 """What the extensions' checks (`test_ext_e*.py`) share: spans built by hand, calling a learner
-function so that a stub or a crash fails plainly, showing spans to the learner, and the nearest-rank percentile as the contract defines it
-(rule 0.12). Generated cases go through `kit.harness.generated`.
+function so that a stub or a crash fails plainly, and showing spans to the learner. Generated
+cases go through `kit.harness.generated`; the oracles are in `checks/oracles/`.
+
+Span ids `span()` numbers itself count from 1 in every check (`reset_ids`, called before each
+check by checks/conftest.py), whatever checks ran before in the process: the oracles' recorded
+answers (`kit.harness.answers`) are looked up by their arguments, ids included.
 
 Everything reaches the learner's code through the contract's names only (`kit.harness.learner`).
 """
@@ -18,6 +22,11 @@ from kit.traces.text import render_tree
 BASE = 1_700_000_000_000.0
 
 _ids = {"count": 0}
+
+
+def reset_ids() -> None:
+    """Number the next ids `span()` gives itself from 1 again."""
+    _ids["count"] = 0
 
 
 def span(name: str = "op", *, service: str = "svc", kind: str = "SERVER", start: float = 0.0,
@@ -41,12 +50,6 @@ def _hex(value: int | str, width: int) -> str:
 def call(module: str, name: str, *args, **kwargs) -> Any:
     """Call a learner function; NotImplementedError or a crash fails the check, saying which."""
     return call_learner(module, name, *args, **kwargs)
-
-
-def percentile(values, n: int) -> float:
-    """Rule 0.12: the nearest-rank pN of n >= 1 values."""
-    ordered = sorted(values)
-    return ordered[math.ceil(n / 100 * len(ordered)) - 1]
 
 
 def ms(value: float) -> str:

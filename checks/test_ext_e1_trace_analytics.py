@@ -2,7 +2,8 @@
 in services/api_gateway/analytics.py, over spans of many traces.
 
 The checks feed hand-made spans with known answers (enumerated cases and the boundaries of the
-nearest-rank percentile, rule 0.12), then generated span sets against the small oracles below.
+nearest-rank percentile, rule 0.12), then generated span sets against the small oracles of
+checks/oracles/e1.py.
 """
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ import random
 from hypothesis import strategies as st
 
 from kit.harness.generated import generated
-from checks.ext_helpers import call, keys_are, percentile, shown, span
+from checks.ext_helpers import call, keys_are, shown, span
+from checks.oracles.e1 import oracle_rates, oracle_slowest
 from kit.harness.expect import check, expect, fail
 
 ANALYTICS = "services.api_gateway.analytics"
@@ -25,32 +27,6 @@ def slowest(spans, **kwargs):
 
 def rates(spans):
     return call(ANALYTICS, "error_rates", spans)
-
-
-# -- the oracles: the rules as plainly as they can be written ----------------------------------
-
-def oracle_slowest(spans, top=10):
-    groups: dict[tuple[str, str], list[float]] = {}
-    for s in spans:
-        if s.kind in ("SERVER", "INTERNAL"):                          # rule E1.1
-            groups.setdefault((s.service, s.name), []).append(s.duration_ms)  # rule 0.14
-    entries = [{"service": service, "operation": name, "count": len(values),
-                "p50_ms": percentile(values, 50), "p95_ms": percentile(values, 95),
-                "p99_ms": percentile(values, 99), "max_ms": max(values)}
-               for (service, name), values in groups.items()]
-    entries.sort(key=lambda e: (-e["p95_ms"], e["service"], e["operation"]))  # rule E1.3
-    return entries[:top]                                               # rule E1.4
-
-
-def oracle_rates(spans):
-    found: dict[str, list[int]] = {}
-    for s in spans:
-        if s.kind == "SERVER":                                        # rule 0.13
-            counts = found.setdefault(s.service, [0, 0])
-            counts[0] += 1
-            counts[1] += s.status == "ERROR"
-    return [{"service": service, "requests": r, "errors": e, "error_rate": e / r}
-            for service, (r, e) in sorted(found.items())]
 
 
 def _operations(entries):

@@ -5,7 +5,7 @@ the five services with an experiment named in the gateway's settings.
 `assign_variant` is asked for the same users here and in two fresh Python processes with
 different hash seeds (rule E2.1 says "in every process"), and for 10,000 users (rule E2.2).
 `compare_variants` gets hand-made spans with known answers, then generated ones against the small
-oracle below. One check sends orders through the services (rules E2.3 and E2.4).
+oracle of checks/oracles/e2.py. One check sends orders through the services (rules E2.3 and E2.4).
 """
 from __future__ import annotations
 
@@ -20,7 +20,8 @@ from urllib.parse import unquote
 from hypothesis import strategies as st
 
 from kit.harness.generated import generated
-from checks.ext_helpers import call, percentile, shown, span
+from checks.ext_helpers import call, shown, span
+from checks.oracles.e2 import oracle_variants
 from kit.harness.expect import check, expect, fail
 from kit.harness.learner import load
 from kit.harness.spans import describe, find, service_of
@@ -44,19 +45,6 @@ def compare(spans, experiment):
         fail(did="called compare_variants(...) on " + shown(spans),
              expected=f"a dict {{variant: {{{', '.join(sorted(FIGURE_KEYS))}}}}}", saw=f"{result!r:.400}")
     return result
-
-
-def oracle(spans, experiment):
-    key = f"experiment.{experiment}"
-    groups: dict[str, list] = {}
-    for s in spans:
-        if s.kind == "SERVER" and s.service == GATEWAY and s.name == ORDERS and key in s.attributes:  # rule E2.5
-            groups.setdefault(str(s.attributes[key]), []).append(s)
-    return {variant: {"orders": len(found), "errors": sum(s.status == "ERROR" for s in found),   # rule E2.6
-                      "error_rate": sum(s.status == "ERROR" for s in found) / len(found),
-                      "p50_ms": percentile([s.duration_ms for s in found], 50),
-                      "p95_ms": percentile([s.duration_ms for s in found], 95)}
-            for variant, found in groups.items()}
 
 
 # -- assign_variant ------------------------------------------------------------------------------
@@ -204,7 +192,7 @@ def test_e2_compare_variants_reads_the_gateways_order_requests():
              order(900, "ERROR", service="order-service"), order(900, "ERROR", name="POST /orders"),
              order(900, "ERROR", name="GET /health", variant="treatment")]
     got = compare(spans, EXPERIMENT)
-    want = oracle(spans, EXPERIMENT)
+    want = oracle_variants(spans, EXPERIMENT)
     expect(got == want, did=f"compared the variants of {EXPERIMENT!r} over " + shown(spans),
            expected=f"{want} (one order per variant: the others are not the gateway's order requests, or carry "
                     "no variant of this experiment)", saw=got)
@@ -219,7 +207,7 @@ def test_e2_compare_variants_figures_per_variant():
              + [order(42.0, variant="treatment")]
              + [order(5.0, "ERROR", variant="beta"), order(15.0, variant="beta")])
     got = compare(spans, EXPERIMENT)
-    want = oracle(spans, EXPERIMENT)
+    want = oracle_variants(spans, EXPERIMENT)
     expect(got == want, did="compared 20 control orders of 1..20 ms (those of 7 and 14 ms failed), one treatment "
            "order of 42 ms and two beta orders (5 ms failed, 15 ms)",
            expected=f"{want} (nearest rank: p95 of 20 values is the 19th)", saw=got)
@@ -243,7 +231,7 @@ def test_e2_compare_variants_matches_an_oracle_on_generated_spans():
     @generated(order_spans())
     def agree(spans):
         got = compare(spans, EXPERIMENT)
-        want = oracle(spans, EXPERIMENT)
+        want = oracle_variants(spans, EXPERIMENT)
         expect(got == want, did=f"compared the variants of {EXPERIMENT!r} over " + shown(spans),
                expected=f"{want}", saw=got)
 

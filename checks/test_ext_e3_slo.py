@@ -4,7 +4,7 @@ services/api_gateway/slo.py.
 Hand-made spans with known answers: which spans are events, the window's closed start and open
 end, what a good event is (a latency equal to the threshold is good), the figures at their
 boundaries (an SLI equal to the objective meets it; a spent budget goes negative); then generated
-spans and windows against the small oracle below.
+spans and windows against the small oracle of checks/oracles/e3.py.
 """
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from kit.harness.generated import generated
 from checks.ext_helpers import BASE, call, close, keys_are, shown, span
 from kit.harness.expect import check, expect, fail
 from kit.harness.learner import attr
+from checks.oracles.e3 import oracle_slo
 
 SLO_MODULE = "services.api_gateway.slo"
 RESULT_KEYS = {"name", "total", "good", "sli", "objective", "met", "error_budget_remaining", "burn_rate"}
@@ -31,17 +32,9 @@ def evaluate(objective_slo, spans, **window):
 
 
 def oracle(objective_slo, spans, start_ms=None, end_ms=None):
-    events = [s for s in spans if s.kind == "SERVER" and s.service == objective_slo.service
-              and s.name == objective_slo.operation                                     # rule E3.1
-              and (start_ms is None or s.start_ms >= start_ms)                          # rules E3.2, E3.3
-              and (end_ms is None or s.start_ms < end_ms)]
-    good = [s for s in events if s.status != "ERROR"                                    # rule E3.4
-            and (objective_slo.latency_ms is None or s.duration_ms <= objective_slo.latency_ms)]  # rule E3.5
-    sli = len(good) / len(events) if events else 1.0                                    # rule E3.7
-    burn = (1 - sli) / (1 - objective_slo.objective)                                    # rule E3.9
-    return {"name": objective_slo.name, "total": len(events), "good": len(good), "sli": sli,
-            "objective": objective_slo.objective, "met": sli >= objective_slo.objective,  # rule E3.8
-            "error_budget_remaining": 1 - burn, "burn_rate": burn}                      # rule E3.10
+    """The oracle's result for this SLO, given its fields."""
+    return oracle_slo(objective_slo.name, objective_slo.service, objective_slo.operation, objective_slo.objective,
+                      objective_slo.latency_ms, spans, start_ms, end_ms)
 
 
 def same(got, want) -> bool:

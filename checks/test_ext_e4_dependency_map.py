@@ -4,14 +4,16 @@ services/api_gateway/analytics.py.
 Its edges are Step 5's service map (rules 5.27 to 5.30) summed over every trace, each with the
 nearest-rank p50 and p95 of its calls' latency: the duration of the caller's span of the edge.
 Hand-made traces with known answers first (a parent is looked up in its own trace; a duplicated
-span is kept once), then generated multi-trace span sets against the small oracle below.
+span is kept once), then generated multi-trace span sets against the small oracle of
+checks/oracles/e4.py.
 """
 from __future__ import annotations
 
 from hypothesis import strategies as st
 
 from kit.harness.generated import generated
-from checks.ext_helpers import call, keys_are, percentile, shown, span
+from checks.ext_helpers import call, keys_are, shown, span
+from checks.oracles.e4 import oracle_dependency_map
 from kit.harness.expect import check, expect, fail
 
 ANALYTICS = "services.api_gateway.analytics"
@@ -22,33 +24,6 @@ def dependency_map(spans):
     edges = call(ANALYTICS, "dependency_map", spans)
     keys_are(edges, EDGE_KEYS, did="drew the dependency map of " + shown(spans))
     return edges
-
-
-def oracle(spans):
-    """Step 5's edges trace by trace (rules 5.27-5.30), summed (E4.2), with latencies (E4.4)."""
-    calls: dict[tuple[str, str], list[tuple[float, bool]]] = {}
-    traces: dict[str, dict[str, object]] = {}
-    for s in spans:                                     # rule 5.5: a duplicated id is kept once
-        traces.setdefault(s.trace_id, {}).setdefault(s.span_id, s)
-    for trace in traces.values():                       # rule E4.1: parents within their trace
-        parents_with_children = set()
-        for s in trace.values():
-            parent = trace.get(s.parent_span_id) if s.parent_span_id else None
-            if parent is None:
-                continue
-            parents_with_children.add(parent.span_id)
-            if parent.service != s.service:             # rule 5.28
-                calls.setdefault((parent.service, s.service), []).append((parent.duration_ms, s.status == "ERROR"))
-        for s in trace.values():                        # rules 5.29, 5.30
-            if s.kind != "CLIENT" or s.span_id in parents_with_children:
-                continue
-            a = s.attributes
-            target = a.get("db.system") or a.get("peer.service") or a.get("server.address")
-            if target:
-                calls.setdefault((s.service, str(target)), []).append((s.duration_ms, s.status == "ERROR"))
-    return [{"caller": caller, "callee": callee, "calls": len(found), "errors": sum(e for _, e in found),
-             "p50_ms": percentile([d for d, _ in found], 50), "p95_ms": percentile([d for d, _ in found], 95)}
-            for (caller, callee), found in sorted(calls.items())]   # rule E4.5
 
 
 def call_tree(trace, *, gateway_ms=50.0, order_ms=30.0, status="UNSET", db=None):
@@ -82,7 +57,7 @@ def test_e4_edges_of_one_trace_follow_step_5():
              attributes={"db.system": "sqlite"}),
         span("inner", service="order-service", kind="INTERNAL", trace=1, span_id=11, parent=10, duration=2)]
     got = dependency_map(spans)
-    want = oracle(spans)
+    want = oracle_dependency_map(spans)
     expect(got == want, did="drew the dependency map of " + shown(spans),
            expected=f"{want} (a CLIENT span with a child is no call to its db.system; db.system before "
                     "peer.service before server.address; no edge without any; an INTERNAL span is no call)",
@@ -99,7 +74,7 @@ def test_e4_edges_are_summed_over_traces_with_parents_in_their_own_trace():
              + [span("POST /inventory/check", service="inventory-service", trace=4, span_id=9, parent=2,
                      duration=12)])
     got = dependency_map(spans)
-    want = oracle(spans)
+    want = oracle_dependency_map(spans)
     expect(got == want, did="drew the dependency map of " + shown(spans),
            expected=f"{want} (three calls gateway -> order, one failed; trace 4's span names a parent id that "
                     "exists only in other traces, so it is a root there)", saw=got, spans=spans)
@@ -113,7 +88,7 @@ def test_e4_latency_is_the_duration_of_the_callers_span():
         for t in range(n):
             spans += call_tree(t + 1, gateway_ms=10.0 * (t + 1), order_ms=1.0 + t, db=100.0 + t)
         got = dependency_map(spans)
-        want = oracle(spans)
+        want = oracle_dependency_map(spans)
         expect(got == want, did=f"drew the dependency map of {n} traces gateway -> order -> sqlite whose gateway "
                f"CLIENT spans last 10, 20, ... ms (the order-service spans under them 1, 2, ... ms)",
                expected=f"{want} (a call's latency is the caller's span: the gateway's CLIENT span for "
@@ -130,7 +105,7 @@ def test_e4_edges_sorted_by_caller_then_callee():
     spans += [span("call", service="order-service", kind="CLIENT", trace=9, span_id=i, duration=5,
                    attributes={"db.system": "redis"}) for i in (1, 2, 3)]
     got = [(e["caller"], e["callee"]) for e in dependency_map(spans)]
-    want = [(e["caller"], e["callee"]) for e in oracle(spans)]
+    want = [(e["caller"], e["callee"]) for e in oracle_dependency_map(spans)]
     expect(got == want, did="drew the dependency map of childless CLIENT spans to five targets (one called three times)",
            expected=f"{want} (by caller, then callee; not by number of calls)", saw=got)
 
@@ -141,7 +116,7 @@ def test_e4_a_duplicated_span_is_counted_once():
     spans = call_tree(1, db=4.0)
     spans = spans + [spans[2], spans[3]]   # the order-service span and its database call, exported twice
     got = dependency_map(spans)
-    want = oracle(spans)
+    want = oracle_dependency_map(spans)
     expect(got == want, did="drew the dependency map of " + shown(spans),
            expected=f"{want} (a duplicated span id is kept once)", saw=got)
 
@@ -180,7 +155,7 @@ def test_e4_dependency_map_matches_an_oracle_on_generated_traces():
     @generated(traces())
     def agree(spans):
         got = dependency_map(spans)
-        want = oracle(spans)
+        want = oracle_dependency_map(spans)
         if got != want:
             fail(did="drew the dependency map of " + shown(spans), expected=f"{want}", saw=f"{got}", spans=spans)
 

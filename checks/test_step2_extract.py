@@ -5,7 +5,8 @@ raises (rules 2.1 to 2.12, 2.24, 2.25, 2.28, 2.32, 2.33).
 The checks call `extract_context` directly and read what it returns through the OpenTelemetry
 API (the remote parent's ids and sampled flag) and the contract's own readers
 (`get_baggage_items`, `correlation_id`, `sampling_override`). One check draws header sets with
-Hypothesis (deterministically) and compares the parent found with a small oracle below.
+Hypothesis (deterministically) and compares the parent found with a small oracle
+(checks/oracles/step2.py).
 """
 from __future__ import annotations
 
@@ -15,9 +16,11 @@ from opentelemetry import trace as otel_trace
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
 
+from kit.harness.answers import NoAnswer
 from kit.harness.expect import check, expect, fail
 from kit.harness.generated import generated
 from kit.harness.learner import attr
+from checks.oracles.step2 import oracle_parents
 
 CRITERION = "context-propagates"
 TC = "services.shared.trace_context"
@@ -292,7 +295,7 @@ def test_the_sampling_override_is_normalised():
     expect(got is None, did="called sampling_override(extract_context({}))", expected="None", saw=repr(got))
 
 
-# -- generated header sets against a small oracle -----------------------------------------------
+# -- generated header sets against a small oracle (checks/oracles/step2.py) -------------------
 TP_FLAGS = ("00", "01")
 B3_STATES = ("", "1", "0", "d")
 
@@ -345,27 +348,13 @@ def headers_of(case: dict) -> dict:
     return cased(headers, case["casing"])
 
 
+#: The trace and span ids of each header an oracle's parent may come from.
+IDS = {"traceparent": (T1, S1), "b3": (T2, S2), "multi": (T3, S3)}
+
+
 def oracle(case: dict) -> list:
     """Every acceptable (trace id, span id, sampled or None when it is the sampler's to decide)."""
-    def valid(name):
-        return name in case and case[name][0] == "valid"
-
-    if valid("traceparent"):
-        return [(T1, S1, case["traceparent"][1] == "01")]
-    single = multi = None
-    if valid("b3"):
-        state = case["b3"][1]
-        single = (T2, S2, None if state == "" else state in ("1", "d"))
-    if valid("multi"):
-        _, sampled, flags = case["multi"]
-        multi = (T3, S3, True if flags == "1" else None if sampled is None else sampled == "1")
-    b3 = single or multi
-    answers = [b3]
-    if "traceparent" in case:             # malformed traceparent: no parent, or valid B3 (rule 2.8)
-        answers.append(None)
-    if "b3" in case and single is None and multi is not None:
-        answers.append(None)               # a malformed b3 beside valid X-B3-*: no parent, or X-B3-*
-    return answers
+    return [None if a is None else (*IDS[a[0]], a[1]) for a in oracle_parents(case)]
 
 
 def matches(found, answer) -> bool:
@@ -402,6 +391,8 @@ def test_generated_header_sets_give_the_parent_the_rules_say():
 
     try:
         run()
+    except NoAnswer:   # a learner release without this case's answer: its own one line
+        raise
     except Exception:  # noqa: BLE001 - the smallest failing case is in `problems`
         fail(did="called extract_context on generated header sets (W3C, b3 and X-B3-* headers, valid or malformed, "
                  "names in any casing; the smallest failing set is shown)",

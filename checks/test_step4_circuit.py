@@ -2,7 +2,7 @@
 calls, opening at the threshold, refusing visibly and sending nothing, and letting one trial
 call through once the reset timeout has passed. The clock is a `FakeClock` the checks move,
 always clearly before or after `reset_timeout_s`, never exactly on it; the last check plays
-generated sequences of calls and clock steps against a small oracle written below."""
+generated sequences of calls and clock steps against a small oracle (checks/oracles/step4.py)."""
 from __future__ import annotations
 
 import asyncio
@@ -18,6 +18,7 @@ from kit.harness.generated import generated
 from kit.harness.learner import attr
 from kit.harness.spans import describe, is_error
 from checks.helpers import FakeClock, ScriptedWire, make_telemetry, outcome_name, traced_client
+from checks.oracles.step4 import oracle_circuit_story
 
 A, A2, B = "alpha-service:9000", "alpha-service:9001", "beta-service:9000"
 
@@ -235,40 +236,6 @@ async def test_half_open_trial_is_one_attempt_and_decides():
 # -- generated sequences against an oracle -----------------------------------------------------
 
 OUTCOMES = (200, 404, 500, 503, httpx.ConnectError)
-RETRYABLE_STATUS = (429, 502, 503, 504)
-
-
-@dataclass
-class CircuitOracle:
-    """Rules 4.16 and 4.20 to 4.30 for one host, on GET calls, as plainly as they can be said."""
-
-    threshold: int
-    reset: float
-    retries: int
-    failures: int = 0
-    opened_at: float | None = None
-
-    def call(self, now: float, outcomes: tuple) -> tuple[str, object, int]:
-        trial = False
-        if self.opened_at is not None:
-            if now - self.opened_at < self.reset:
-                return ("refused", "CircuitOpenError", 0)
-            trial = True
-        attempts = 1 if trial else 1 + self.retries
-        for sent in range(1, attempts + 1):
-            outcome = outcomes[sent - 1]
-            retryable = not isinstance(outcome, int) or outcome in RETRYABLE_STATUS
-            if not retryable or sent == attempts:
-                break
-        failed = not isinstance(outcome, int) or outcome >= 500
-        if failed:
-            self.failures += 1
-            if trial or self.failures >= self.threshold:
-                self.opened_at = now
-        else:
-            self.failures, self.opened_at = 0, None
-        kind = "raised" if not isinstance(outcome, int) else "answer"
-        return (kind, outcome_name(outcome) if kind == "raised" else outcome, sent)
 
 
 @dataclass
@@ -292,21 +259,17 @@ RESET = 10.0
 
 
 async def _play(scenario: Scenario, telemetry) -> tuple[list[str], str | None]:
-    """Play one scenario on the learner's client and on the oracle: (the story, the first mismatch)."""
-    oracle = CircuitOracle(scenario.threshold, RESET, scenario.retries)
+    """Play one scenario on the learner's client as the oracle's story says: (the story, the first mismatch)."""
+    expected = oracle_circuit_story(scenario.threshold, RESET, scenario.retries, scenario.steps)
     breaker = _Breaker(threshold=scenario.threshold, reset=RESET, retries=scenario.retries, telemetry=telemetry)
     story: list[str] = []
     async with breaker.client:
-        for kind, value in scenario.steps:
-            if kind == "wait":
-                breaker.clock.advance(value)
-                story.append(f"wait {value:g} s")
+        for step in expected:
+            if step[0] == "wait":   # a wait of the scenario, or one the oracle adds off the reset timeout
+                breaker.clock.advance(step[1])
+                story.append(f"wait {step[1]:g} s")
                 continue
-            now = breaker.clock()
-            if oracle.opened_at is not None and abs(now - oracle.opened_at - RESET) < 0.5:
-                breaker.clock.advance(1.0)  # never call exactly at the reset timeout
-                story.append("wait 1 s")
-            want = oracle.call(breaker.clock(), value)
+            _, value, want = step
             got = await breaker.call(A, list(value))
             line = f"GET, the host would give {', '.join(outcome_name(o) for o in value)}"
             story.append(f"{line}: expected {_shown(want)}")

@@ -1,6 +1,6 @@
 """Success criterion 4, performance visible, on generated traces: every analysis of Step 5 is
-compared, trace by trace, with a small and obviously correct oracle written below from the
-contract's rules (5.2 to 5.30).
+compared, trace by trace, with a small and obviously correct oracle written from the
+contract's rules (5.2 to 5.30) in checks/oracles/step5.py.
 
 The traces are drawn by Hypothesis, deterministically (the same traces on every run): random
 trees with several roots, orphans whose parent is absent, duplicated span ids, equal start times,
@@ -19,6 +19,8 @@ from kit.harness.expect import check, expect, fail
 from kit.harness.generated import Rejected, generated as replayed
 from kit.harness.learner import attr
 from checks.helpers import call_learner, picture_records
+from checks.oracles.step5 import (oracle_critical_path, oracle_dependencies, oracle_node_tree, oracle_self_times,
+                                  oracle_timeline, oracle_total, oracle_tree)
 
 BASE = 1_700_000_000_000.0
 TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
@@ -130,178 +132,8 @@ def scenarios(*, duplicates: bool = False):
     return [worked, parallel, back_to_back, poking, zero, roots, equal_starts, ties, services] + ([copies] if duplicates else [])
 
 
-# -- the oracles: the contract's rules, written as plainly as possible -----------------------------
-
-def distinct(spans):
-    """Rule 5.5: a duplicated span id is kept once, its first occurrence."""
-    seen, out = set(), []
-    for s in spans:
-        if s.span_id not in seen:
-            seen.add(s.span_id)
-            out.append(s)
-    return out
-
-
-def children_of(spans, span):
-    return [s for s in spans if s.parent_span_id == span.span_id]
-
-
-def roots_of(spans):
-    ids = {s.span_id for s in spans}
-    return [s for s in spans if s.parent_span_id not in ids]
-
-
 def rel(x: float) -> float:
     return round(x - BASE, 6)
-
-
-def end(s) -> float:
-    return s.start_ms + s.duration_ms
-
-
-def oracle_total(spans) -> float:
-    """Rule 5.6."""
-    return max(end(s) for s in spans) - min(s.start_ms for s in spans) if spans else 0.0
-
-
-def oracle_tree(spans):
-    """Rules 5.2-5.5, as nested (start, span_id, name, [children]) sorted by (start, span_id):
-    spans that start together may come in either order."""
-    spans = distinct(spans)
-
-    def shape(level):
-        return sorted((rel(s.start_ms), s.span_id, s.name, shape(children_of(spans, s))) for s in level)
-    return shape(roots_of(spans))
-
-
-class Ambiguous(Exception):
-    """Two children with the same clipped interval: the contract does not say which one is on the path."""
-
-
-def oracle_critical_path(spans):
-    """Rules 5.7-5.15, walked exactly as rule 5.8 says, on the distinct spans."""
-    spans = distinct(spans)
-    roots = sorted(roots_of(spans), key=lambda s: s.start_ms)
-    if not roots:
-        return []
-    longest = max(s.duration_ms for s in roots)                      # rule 5.14
-    tied = [s for s in roots if s.duration_ms == longest]
-    if len(tied) > 1 and tied[0].start_ms == tied[1].start_ms:
-        raise Ambiguous
-    pieces = []                                                      # (span, start, end), latest first
-
-    def walk(span, start, stop):
-        kids = []
-        for c in children_of(spans, span):                           # rule 5.7: clip, or ignore
-            s, e = max(c.start_ms, start), min(end(c), stop)
-            if s <= e and not (c.start_ms > stop or end(c) < start):
-                kids.append((c, s, e))
-        point = stop
-        while True:
-            ready = [k for k in kids if k[2] <= point]               # rule 5.9: ends no later than the point
-            if not ready:
-                break
-            best = max(ready, key=lambda k: (k[2], k[1]))            # rules 5.8 and 5.10
-            if sum(1 for k in ready if (k[2], k[1]) == (best[2], best[1])) > 1:
-                raise Ambiguous
-            kids.remove(best)
-            pieces.append((span, best[2], point))
-            walk(best[0], best[1], best[2])
-            point = best[1]
-        pieces.append((span, start, point))
-
-    root = tied[0]
-    walk(root, root.start_ms, end(root))
-    path = []
-    for span, s, e in reversed(pieces):                              # rule 5.11: time order, merged
-        if e <= s:
-            continue
-        if path and path[-1][0] == span.span_id and path[-1][2] == rel(s):
-            path[-1] = (span.span_id, path[-1][1], rel(e))
-        else:
-            path.append((span.span_id, rel(s), rel(e)))
-    return path
-
-
-def oracle_self_time(spans, span) -> float:
-    """Rule 5.16: duration minus the union of the children's intervals clipped to the span."""
-    intervals = sorted((max(c.start_ms, span.start_ms), min(end(c), end(span))) for c in children_of(spans, span))
-    covered, run = 0.0, None
-    for s, e in intervals:
-        if e <= s:
-            continue
-        if run is None or s > run[1]:
-            covered += run[1] - run[0] if run else 0.0
-            run = [s, e]
-        else:
-            run[1] = max(run[1], e)
-    covered += run[1] - run[0] if run else 0.0
-    return span.duration_ms - covered
-
-
-def oracle_timeline(spans):
-    """Rules 5.22-5.26: [(span_id, parent_span_id, offset, duration, depth, status)], or None for
-    the order when the rules contradict each other (a child given before an unrelated span given
-    before the child's parent, all starting together): then any order with parents first passes."""
-    spans = distinct(spans)
-    ids = {s.span_id: s for s in spans}
-    first = min((s.start_ms for s in spans), default=0.0)
-
-    def depth(s):
-        d = 0
-        while s.parent_span_id in ids:
-            s, d = ids[s.parent_span_id], d + 1
-        return d
-
-    rows = {s.span_id: (s.span_id, s.parent_span_id, rel(s.start_ms) - rel(first), s.duration_ms, depth(s), s.status)
-            for s in spans}
-    position = {s.span_id: i for i, s in enumerate(spans)}
-
-    def above(a, b):                   # a is an ancestor of b through spans that start with it
-        while b.parent_span_id in ids and ids[b.parent_span_id].start_ms == a.start_ms:
-            b = ids[b.parent_span_id]
-            if b is a:
-                return True
-        return False
-
-    def before(a, b):                  # rule 5.23
-        if above(a, b):
-            return True
-        if above(b, a):
-            return False
-        return position[a.span_id] < position[b.span_id]
-
-    order = []
-    for start in sorted({s.start_ms for s in spans}):
-        group = [s for s in spans if s.start_ms == start]
-        ranked = sorted(group, key=lambda s: -sum(before(s, o) for o in group if o is not s))
-        if any(not before(a, b) for i, a in enumerate(ranked) for b in ranked[i + 1:]):
-            return [rows[s.span_id] for s in sorted(spans, key=lambda s: s.start_ms)], False
-        order += ranked
-    return [rows[s.span_id] for s in order], True
-
-
-def oracle_dependencies(spans):
-    """Rules 5.27-5.30: sorted [(caller, callee, calls, errors)]."""
-    spans = distinct(spans)
-    ids = {s.span_id: s for s in spans}
-    edges = {}
-
-    def add(caller, callee, error):
-        calls, errors = edges.get((caller, callee), (0, 0))
-        edges[(caller, callee)] = (calls + 1, errors + (1 if error else 0))
-
-    for s in spans:
-        parent = ids.get(s.parent_span_id)
-        if parent is not None and parent.service != s.service:
-            add(parent.service, s.service, s.status == "ERROR")
-    for s in spans:
-        if s.kind == "CLIENT" and not children_of(spans, s):
-            a = s.attributes
-            target = a.get("db.system") or a.get("peer.service") or a.get("server.address")
-            if target:
-                add(s.service, target, s.status == "ERROR")
-    return [(caller, callee, calls, errors) for (caller, callee), (calls, errors) in sorted(edges.items())]
 
 
 # -- calling the learner's functions ---------------------------------------------------------------
@@ -313,15 +145,6 @@ def call(name, *args, **kwargs):
 
 def _did(what: str, spans) -> str:
     return f"{what} of this trace (times in ms from its start; spans given in the order listed):\n{picture_records(spans, BASE)}\n"
-
-
-def _node_tree(spans):
-    """The oracle's tree as TraceNodes of the given records (roots and children in start order)."""
-    spans = distinct(spans)
-
-    def nodes(level):
-        return [{"span": s, "children": nodes(children_of(spans, s))} for s in sorted(level, key=lambda s: s.start_ms)]
-    return nodes(roots_of(spans))
 
 
 def _read_tree(nodes, did):
@@ -380,14 +203,16 @@ def test_generated_total_durations_match_the_oracle():
     @generated(traces(duplicates=True), scenarios(duplicates=True))
     def run(spans):
         got = call("calculate_total_duration", spans)
-        want = oracle_total(distinct(spans))
+        want = oracle_total(spans)
         expect(isinstance(got, int | float) and abs(got - want) < EPS, did=_did("called calculate_total_duration", spans),
                expected=f"{want:g} (the latest end minus the earliest start)", saw=got)
     run()
 
 
 def _read_path(segments, spans, did):
-    names = {s.span_id: s for s in distinct(spans)}
+    names = {}
+    for s in spans:
+        names.setdefault(s.span_id, s)   # a duplicated id: its first occurrence (rule 5.5)
     try:
         rows = [(seg["span_id"], round(seg["start_ms"] - BASE, 6), round(seg["end_ms"] - BASE, 6)) for seg in segments]
         wrong = [seg for seg in segments
@@ -416,12 +241,11 @@ def test_generated_critical_paths_match_the_oracle():
 
     @generated(traces(duplicates=True), scenarios(duplicates=True))
     def run(spans):
-        try:
-            want = oracle_critical_path(spans)
-        except Ambiguous as exc:
-            raise Rejected from exc
+        want = oracle_critical_path(spans)
+        if want is None:   # the contract does not decide this one
+            raise Rejected
         did = _did("called calculate_critical_path on the tree", spans)
-        got = _read_path(call("calculate_critical_path", _node_tree(spans)), spans, did)
+        got = _read_path(call("calculate_critical_path", oracle_node_tree(spans)), spans, did)
         expect(got == want, did=did,
                expected=f"{_show_path(want, spans)}: walking back from the longest root's end, each time the "
                         "child (clipped to its parent) that ends last no later than the point, the later start "
@@ -444,7 +268,7 @@ def bottleneck_cases(draw):
     """A trace, a threshold (0; some span's exact self time, a hair above or below it; or more than
     any span) and a top (usually at least the number of spans, sometimes fewer, sometimes 0)."""
     spans = draw(traces())
-    selfs = [oracle_self_time(spans, s) for s in spans] or [0.0]
+    selfs = oracle_self_times(spans) or [0.0]
     how = draw(st.sampled_from(("zero", "zero", "zero", "exact", "exact", "above", "below", "huge")))
     pick = draw(st.sampled_from(selfs))
     threshold = {"zero": 0.0, "exact": pick, "above": pick + 0.001, "below": max(pick - 0.001, 0.0),
@@ -477,7 +301,8 @@ def verify_bottlenecks(spans, threshold, top):
         got = _read_bottlenecks(call("identify_bottlenecks", spans, threshold_ms=threshold, top=top), did)
         by_id = {s.span_id: s for s in spans}
         total = oracle_total(spans)
-        ranked = sorted(((oracle_self_time(spans, s), s) for s in sorted(spans, key=lambda s: s.start_ms)),
+        selfs = oracle_self_times(spans)
+        ranked = sorted(((selfs[i], s) for i, s in sorted(enumerate(spans), key=lambda p: p[1].start_ms)),
                         key=lambda p: -p[0])
         want = [(s.span_id, t) for t, s in ranked if t >= threshold][:top]
         # Spans with the same self time and start may come in either order (or either be cut by top).

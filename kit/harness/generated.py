@@ -16,6 +16,9 @@ once, by the kit's maintainers, and stored in `checks/cases/<check module>.json`
   failure and then shrinks it: the learner sees the smallest case found. (If Hypothesis does not
   reproduce it, code whose answers change between calls, the stored case's own failure is shown.)
 - **no stored cases** (a new check, or cases not yet recorded): Hypothesis runs live.
+- **in a learner release** (`kit.harness.answers.released()`: the oracles are tables of recorded
+  answers) a failing stored case is reported as it is, never handed to Hypothesis: the inputs
+  it would draw have no recorded answer. The cases come small ones first, in draw order.
 
 The stored cases are plain JSON (`encode`/`decode`): tuples, dicts with any keys, sets, classes,
 enums and dataclasses are written with their type, and a type from the target tree (`services.*`, e.g. the
@@ -23,8 +26,10 @@ provided `SpanRecord`) is rebuilt through the contract's names (`kit.harness.lea
 
 Recording: `python -m kit.harness.generated` grades `solution/` with every generated check in
 recording mode (the draws of a passing run are exactly what a live run executes) and rewrites
-`checks/cases/`; `tests/harness/test_generated.py` fails when the stored cases are not what the
-strategies draw today.
+`checks/cases/`, the oracles' answers in `checks/cases/answers/` included (`kit.harness.answers`);
+`tests/harness/test_generated.py` fails when the stored cases are not what the strategies draw
+today. Re-record after changing a generated check's body or a strategy (the derandomized seed
+depends on the function's source) or an oracle.
 """
 from __future__ import annotations
 
@@ -106,6 +111,8 @@ def generated(*strategies: Any, examples: Any = (), **overrides: Any) -> Callabl
                 except Rejected:  # a case the check cannot judge, skipped as Hypothesis does
                     continue
                 except Exception:  # noqa: BLE001 - Hypothesis finds it again and shrinks it
+                    if _released():   # new inputs would have no recorded answer: this case's own failure
+                        raise
                     live()
                     test(*(case if isinstance(case, tuple) else tuple(decode(case))))
                     raise
@@ -215,8 +222,14 @@ def _type(name: str) -> Any:
 
 # -- recording ----------------------------------------------------------------------------------
 
-def record(folder: Path = CASES, target: Path = ROOT / "solution") -> int:
-    """Grade `target` with every check in recording mode, writing the cases drawn into `folder`
+def _released() -> bool:
+    from kit.harness.answers import released
+    return released()
+
+
+def record(folder: Path = CASES, target: Path = ROOT / "solution", checks: list[str] | None = None) -> int:
+    """Grade `target` with every check (or the pytest node ids `checks`, in that order) in recording
+    mode, writing the cases drawn and the oracles' answers (`kit.harness.answers`) into `folder`
     (replaced whole). Returns pytest's exit code (0 when every check passed)."""
     import shutil
     import subprocess
@@ -225,7 +238,7 @@ def record(folder: Path = CASES, target: Path = ROOT / "solution") -> int:
     with tempfile.TemporaryDirectory(prefix="workshop-cases-") as scratch:
         env = {**os.environ, RECORD_ENV: scratch, "OTEL_SEMCONV_STABILITY_OPT_IN": "http",
                "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}
-        done = subprocess.run([sys.executable, "-m", "pytest", str(ROOT / "checks"), "-c", str(ROOT / "checks" / "pytest.ini"),
+        done = subprocess.run([sys.executable, "-m", "pytest", *(checks or [str(ROOT / "checks")]), "-c", str(ROOT / "checks" / "pytest.ini"),
                                "--rootdir", str(ROOT), "--target", str(target), "-q", "-p", "pytest_asyncio.plugin",
                                "-p", "no:randomly", "-x"], cwd=ROOT, env=env, capture_output=True, text=True)
         if done.returncode != 0:
@@ -239,6 +252,6 @@ def record(folder: Path = CASES, target: Path = ROOT / "solution") -> int:
 
 if __name__ == "__main__":
     code = record()
-    print("recorded the generated cases into checks/cases/" if code == 0 else
+    print("recorded the generated cases and the oracles' answers into checks/cases/" if code == 0 else
           f"recording failed (pytest exit code {code}): the reference must pass every check", file=sys.stderr)
     sys.exit(code)

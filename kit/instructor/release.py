@@ -10,23 +10,40 @@ It copies into the new folder `OUT` what a learner needs and nothing that gives 
   `benchmarks/` (they grade and run the reference), `scripts/`, `packaging/`, `.ci/`, `.git/`,
   caches and build output.
 
+Some files are released in another form (`REPLACED`: the released path -> a function writing
+its text, or the kit's file released in its place):
+
+- each oracle module `checks/oracles/<name>.py` (the small correct implementations the checks
+  compare the learner's answers with: answers too) becomes a table of its answers
+  (`kit.harness.answers.table_module`): the same public names, each a lookup in
+  `checks/cases/answers/<name>.json`, recorded on the reference by `python -m
+  kit.harness.generated`. The release grades exactly as the full kit does on every recorded
+  case; a failing generated case is reported as it is, not shrunk by Hypothesis (new inputs would
+  have no answer), and a call nobody recorded fails its check with one line;
+- `kit/traces/analysis.py`, the kit's own trace analysis that the viewer and notebook 05 draw with
+  (an independent implementation of Step 5's definitions), is written from
+  `kit/traces/learners_analysis.py` when the kit has that file.
+
 Then it proves the copy is safe to hand out (`reveals`): no released file holds lines of the
 reference's learner files that the exercise does not hold too (three or more distinct lines of
-at least `MIN_REVEALING` characters, imports aside), except `ON_PURPOSE`: the kit's own trace
-analysis (`kit/traces/analysis.py`), which the trace viewer and the Step 5 notebook draw with, is
-an independent implementation of Step 5's definitions; a learner who reads it reads an answer
-to Step 5. Leave the viewer and notebook 05 out of a release to avoid it. The release still installs
-(`pip install OUT`), grades `exercise/` (`python grade.py`) and runs its notebooks; `--solution`
-and `use_tree("solution")` say there is no solution in it.
+at least `MIN_REVEALING` characters, imports aside), no released check holds three lines of the
+oracles, and every released oracle module is only lookups holding no line of the original;
+except `ON_PURPOSE`: without `kit/traces/learners_analysis.py`, `kit/traces/analysis.py` is
+released as it is, and a learner who reads it reads an answer to Step 5 (the command says so).
+The release still installs (`pip install OUT`), grades `exercise/` (`python grade.py`) and runs
+its notebooks; `--solution` and `use_tree("solution")` say there is no solution in it.
 """
 from __future__ import annotations
 
+import ast
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 from kit import ROOT
 from kit.course import load_course
+from kit.harness.answers import is_table, table_module
 
 #: What goes into the release, relative to the kit's root (folders recursively).
 RELEASED = ("grade.py", "pyproject.toml", "README.md", "course.toml", "kit", "checks", "exercise", "notebooks",
@@ -37,8 +54,38 @@ _SKIP = {"__pycache__", ".pytest_cache", ".ipynb_checkpoints", ".hypothesis", ".
 MIN_REVEALING = 30
 #: A file revealing fewer distinct lines than this shares idioms, not the answer.
 MIN_LINES = 3
-#: Released on purpose although they share the answer's lines (see the module doc).
-ON_PURPOSE = {"kit/traces/analysis.py": "the kit's own Step 5 analysis, drawn by the viewer and notebook 05"}
+#: The oracle modules, relative to the kit's root (each released as a table of its answers).
+ORACLES = "checks/oracles"
+
+
+def tabled(root: Path, released: str) -> str:
+    """The released text of the oracle module `released`: its answers as a table."""
+    return table_module(Path(released).stem, (root / released).read_text(encoding="utf-8"))
+
+
+def _oracle_modules(root: Path) -> list[str]:
+    return [f"{ORACLES}/{p.name}" for p in sorted((root / ORACLES).glob("*.py")) if p.name != "__init__.py"]
+
+
+#: Files released in another form: the released path -> a function (the kit's root, the released
+#: path) -> its text, or the path (from the kit's root) of the file released in its place, used
+#: when the kit has it.
+REPLACED: dict[str, Callable[[Path, str], str] | str] = {
+    **{path: tabled for path in _oracle_modules(ROOT)},
+    "kit/traces/analysis.py": "kit/traces/learners_analysis.py",
+}
+
+
+def on_purpose(root: Path = ROOT) -> dict[str, str]:
+    """Files released although they share the answer's lines, and why (see the module doc)."""
+    if (root / "kit" / "traces" / "learners_analysis.py").exists():
+        return {}
+    return {"kit/traces/analysis.py": "the kit's own Step 5 analysis, drawn by the viewer and notebook 05"}
+
+
+#: Released on purpose although they share the answer's lines (empty once the kit has
+#: kit/traces/learners_analysis.py).
+ON_PURPOSE = on_purpose()
 
 
 class ReleaseError(ValueError):
@@ -65,6 +112,17 @@ def build_release(out: Path, root: Path = ROOT) -> Path:
                 shutil.copytree(source, dest, symlinks=False, ignore=shutil.ignore_patterns(*_SKIP, "*.pyc"))
             else:
                 shutil.copy2(source, dest)
+        for released, replacement in _replaced(root).items():
+            dest = temporary / released
+            if callable(replacement):
+                if not (root / released).is_file():
+                    continue
+                try:
+                    dest.write_text(replacement(root, released), encoding="utf-8")
+                except (ValueError, SyntaxError) as exc:
+                    raise ReleaseError(f"cannot release {released} in another form: {exc}") from exc
+            elif (root / replacement).is_file():
+                shutil.copyfile(root / replacement, dest)
         found = reveals(temporary, root)
         if found:
             raise ReleaseError(f"the release would reveal the answer: {', '.join(found[:5])}")
@@ -78,7 +136,9 @@ def build_release(out: Path, root: Path = ROOT) -> Path:
 
 def reveals(release: Path, root: Path = ROOT) -> list[str]:
     """Released files that hold a line of the reference's learner files which the exercise's
-    own files do not hold (`file: "line"`); empty when the release gives nothing away."""
+    own files do not hold, released checks holding lines of the oracles (`file: "line"`), and
+    released oracle modules that are not tables of answers or hold a line of the original's
+    logic; empty when the release gives nothing away."""
     if (release / "solution").exists() or (release / "selftest").exists():
         return ["solution/ or selftest/ is in it"]
     exercise_lines: set[str] = set()
@@ -91,15 +151,77 @@ def reveals(release: Path, root: Path = ROOT) -> list[str]:
             if (len(line) >= MIN_REVEALING and line not in exercise_lines
                     and not line.startswith(("#", "from ", "import ", "except"))):
                 answer.add(line)
+    oracles: dict[str, set[str]] = {}   # an oracle module -> its lines of logic
+    for rel in _oracle_modules(root):
+        oracles[rel] = _logic(root / rel)
+    oracle_lines = {line for lines in oracles.values() for line in lines
+                    if len(line) >= MIN_REVEALING and line not in exercise_lines}
     found = []
+    skipped = on_purpose(root)
     for path in sorted(release.rglob("*")):
         rel = path.relative_to(release).as_posix()
-        if not path.is_file() or rel in ON_PURPOSE:
+        if not path.is_file() or rel in skipped:
             continue
-        hits = sorted(answer & {line.strip() for line in _lines(path)})
+        lines = {line.strip() for line in _lines(path)}
+        if rel.startswith(ORACLES + "/") and rel.endswith(".py") and rel != f"{ORACLES}/__init__.py":
+            held = sorted(oracles.get(rel, set()) & lines)
+            if held or not _only_lookups(path):
+                found.append(f"{rel}: not a table of answers" + (f", holds {held[0]!r}" if held else ""))
+                continue
+        hits = sorted(answer & lines | (oracle_lines & lines if rel.startswith("checks/") else set()))
         if len(hits) >= MIN_LINES:
             found.append(f"{rel}: {hits[0]!r} (and {len(hits) - 1} more)")
     return found
+
+
+def _replaced(root: Path) -> dict[str, Callable[[Path, str], str] | str]:
+    """`REPLACED`, with every oracle module of `root` (another kit's root in the tests)."""
+    return {**REPLACED, **{path: tabled for path in _oracle_modules(root)}}
+
+
+def _logic(path: Path) -> set[str]:
+    """The lines of an oracle module's functions and classes (docstrings aside)."""
+    text = path.read_text(encoding="utf-8")
+    lines = text.splitlines()
+    logic: set[str] = set()
+    for node in ast.parse(text).body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            docs = {n.body[0].value.lineno for n in ast.walk(node)
+                    if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and n.body
+                    and isinstance(n.body[0], ast.Expr) and isinstance(n.body[0].value, ast.Constant)}
+            for number in range(node.body[0].lineno, node.end_lineno + 1):
+                line = lines[number - 1].strip()
+                if number not in docs and len(line) >= 12 and not line.startswith(("#", '"', "'")):
+                    logic.add(line)
+    return logic
+
+
+def _only_lookups(path: Path) -> bool:
+    """Whether a released oracle module is a table: `MARK` first line, then a docstring, imports of
+    kit.harness.answers, `_table = Table(...)` and `name = _table.function("name")` only."""
+    text = "\n".join(_lines(path))
+    try:
+        body = ast.parse(text).body if is_table(text) else None
+    except SyntaxError:
+        body = None
+    if body is None:
+        return False
+    for node in body:
+        if isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant):
+            continue
+        if isinstance(node, ast.ImportFrom) and node.module in ("__future__", "kit.harness.answers"):
+            continue
+        if (isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name)
+                and isinstance(node.value, ast.Call) and not node.value.keywords
+                and all(isinstance(a, ast.Constant) for a in node.value.args)):
+            func = node.value.func
+            if isinstance(func, ast.Name) and func.id == "Table" and node.targets[0].id == "_table":
+                continue
+            if (isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name) and func.value.id == "_table"
+                    and func.attr == "function" and [a.value for a in node.value.args] == [node.targets[0].id]):
+                continue
+        return False
+    return True
 
 
 def _lines(path: Path) -> list[str]:

@@ -1,9 +1,12 @@
 """The learner release (kit/instructor/release.py, `python grade.py --release OUT`): no answer in
-it, and it still installs, grades exercise/ and runs its notebooks."""
+it (no oracle logic either: the oracles are tables of their recorded answers), and it still
+installs, grades exercise/ as the full kit does (the reference answer 100/100 and every extension,
+a broken answer the same checks failed) and runs its notebooks."""
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -11,7 +14,9 @@ from pathlib import Path
 import pytest
 
 from kit import ROOT
-from kit.instructor.release import ON_PURPOSE, ReleaseError, build_release, reveals
+from kit.course import load_course
+from kit.harness.answers import is_table, public_oracles
+from kit.instructor.release import ON_PURPOSE, REPLACED, ReleaseError, build_release, on_purpose, reveals
 
 
 @pytest.fixture(scope="module")
@@ -38,14 +43,108 @@ def test_nothing_that_gives_the_answer_away_is_in_it(release):
 
 
 def test_a_file_holding_the_answer_is_caught(release, tmp_path):
-    import shutil
-
     copy = tmp_path / "copy"
     shutil.copytree(release, copy)
     monitoring = "services/api_gateway/monitoring.py"
     (copy / "kit" / "leaked.py").write_text((ROOT / "solution" / monitoring).read_text())
     assert any(found.startswith("kit/leaked.py") for found in reveals(copy))
     assert set(ON_PURPOSE) <= {p.relative_to(release).as_posix() for p in release.rglob("*.py")}
+
+
+def test_its_oracles_are_tables_of_answers(release):
+    """Each checks/oracles/*.py is released as lookups with the same public names, and its answers
+    are released with it."""
+    originals = sorted(p for p in (ROOT / "checks" / "oracles").glob("*.py") if p.name != "__init__.py")
+    assert {"step2.py", "step4.py", "step5.py", "e1.py", "e2.py", "e3.py", "e4.py"} <= {p.name for p in originals}
+    for original in originals:
+        released = (release / "checks" / "oracles" / original.name).read_text()
+        assert is_table(released), original.name
+        names = public_oracles(original.read_text())
+        assert [line.split(" = ")[0] for line in released.splitlines() if "_table.function(" in line] == names
+        assert "def " not in released and "return" not in released
+        assert f"checks/oracles/{original.name}" in REPLACED
+    assert sorted(p.name for p in (release / "checks" / "cases" / "answers").glob("*.json")) == \
+        sorted(p.name for p in (ROOT / "checks" / "cases" / "answers").glob("*.json"))
+
+
+def test_an_oracle_released_as_it_is_is_caught(release, tmp_path):
+    copy = tmp_path / "copy"
+    shutil.copytree(release, copy)
+    shutil.copy(ROOT / "checks" / "oracles" / "step5.py", copy / "checks" / "oracles" / "step5.py")
+    lookups = (copy / "checks" / "oracles" / "e4.py").read_text()
+    (copy / "checks" / "oracles" / "e4.py").write_text(lookups + "\nimport os\n")   # not only lookups
+    found = reveals(copy)
+    assert any(f.startswith("checks/oracles/step5.py: not a table of answers, holds") for f in found), found
+    assert any(f.startswith("checks/oracles/e4.py: not a table of answers") for f in found), found
+
+
+def test_the_kits_analysis_is_released_from_the_learners_version_when_there_is_one(release):
+    assert REPLACED["kit/traces/analysis.py"] == "kit/traces/learners_analysis.py"
+    released = (release / "kit" / "traces" / "analysis.py").read_text()
+    learners = ROOT / "kit" / "traces" / "learners_analysis.py"
+    if learners.exists():
+        assert released == learners.read_text() and on_purpose() == {} == ON_PURPOSE
+    else:
+        assert released == (ROOT / "kit" / "traces" / "analysis.py").read_text()
+        assert set(on_purpose()) == {"kit/traces/analysis.py"}
+
+
+def _graded_by(kit: Path, tree: Path) -> dict:
+    """`python grade.py --target tree --format json` of the kit at `kit` (run from there)."""
+    done = subprocess.run([sys.executable, "grade.py", "--target", str(tree), "--format", "json"], cwd=kit,
+                          env=_env(kit), capture_output=True, text=True, timeout=600)
+    assert done.returncode in (0, 1), done.stderr[-2000:]
+    return json.loads(done.stdout)
+
+
+def _answer_tree(release: Path, tmp_path: Path, mutant: str | None = None) -> Path:
+    """The reference's learner files (extensions included) over a copy of the release's exercise/,
+    with a selftest mutant applied when named."""
+    tree = tmp_path / "tree"
+    shutil.copytree(release / "exercise", tree)
+    for learner_file in load_course().learner_files:
+        shutil.copy(ROOT / "solution" / learner_file, tree / learner_file)
+    if mutant:
+        from kit.instructor.selftest import apply_patch, parse_mutant
+        apply_patch(parse_mutant(ROOT / "selftest" / f"{mutant}.patch").patch, tree, name=mutant)
+    return tree
+
+
+def _failed(report: dict) -> dict[str, str]:
+    checks = report["checks"] + [c for e in report["extensions"]["results"] for c in e["checks"]]
+    return {c["id"]: c["message"] for c in checks if c["status"] != "passed"}
+
+
+def test_it_grades_the_reference_answer_fully_from_its_tables(release, tmp_path):
+    """Every answer the checks need on the reference is recorded: 100/100 and all four extensions."""
+    kit = tmp_path / "kit"
+    shutil.copytree(release, kit)
+    report = _graded_by(kit, _answer_tree(kit, tmp_path))
+    assert _failed(report) == {}
+    assert report["score"] == 100 and report["extensions"]["passed"] == 4 == report["extensions"]["total"]
+
+
+def test_a_broken_answer_fails_the_same_checks_as_in_the_full_kit(release, tmp_path):
+    """A Step 5 tree with its roots in input order: the release fails exactly the checks the full
+    kit fails (reported on the stored case, not shrunk), each with its message."""
+    kit = tmp_path / "kit"
+    shutil.copytree(release, kit)
+    tree = _answer_tree(kit, tmp_path, "tree-roots-in-input-order")
+    released, full = _failed(_graded_by(kit, tree)), _failed(_graded_by(ROOT, tree))
+    assert set(released) == set(full) and "generated_trees_match_the_oracle" in released
+    assert all("roots and each node's children in start order" in message for message in released.values())
+    assert not any("no recorded answer" in m or "Traceback" in m for m in released.values())
+
+
+def test_a_call_with_no_recorded_answer_fails_its_check_in_one_line(release, tmp_path):
+    kit = tmp_path / "kit"
+    shutil.copytree(release, kit)
+    (kit / "checks" / "cases" / "answers" / "e4.json").write_text("[\n]\n")
+    failed = _failed(_graded_by(kit, _answer_tree(kit, tmp_path)))
+    assert failed and all(name.startswith("e4_") for name in failed), failed
+    for message in failed.values():
+        assert message.startswith("this release of the kit has no recorded answer for oracle_dependency_map(")
+        assert message.endswith("grade with the full kit") and "\n" not in message
 
 
 def test_an_existing_folder_is_refused(tmp_path):
@@ -71,8 +170,6 @@ def test_it_grades_its_exercise_and_has_no_solution_to_grade(release):
 def test_it_installs(release, tmp_path):
     """What `pip install` builds from it (setuptools' build step, with its pyproject.toml; a copy,
     so that the release stays clean): grade.py and the whole kit package."""
-    import shutil
-
     copy = tmp_path / "copy"
     shutil.copytree(release, copy)
     done = subprocess.run([sys.executable, "-c", "from setuptools import setup; setup()", "-q", "build_py",
