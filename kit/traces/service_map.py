@@ -5,8 +5,10 @@
 One node per service (coloured as in the waterfall), per database or cache (`db.system`) and
 per outside host (`server.address` / `peer.service`), left to right in call order, and one
 arrow per caller -> callee pair labelled with its calls and errors (the arrow is red when a
-call failed). The edges are the kit's own (`kit.traces.analysis.service_map`, the contract's
-Step 5 definition), added up over every trace in the list; never the learner's code.
+call failed). The edges are `kit.traces.analysis.service_map`'s (the contract's Step 5
+definition), added up over every trace in the list: the kit's reference analysis, or in the
+learner release the learner's own Step 5, and until Step 5 gives them the map says what to
+finish instead (the answer's `note`).
 """
 from __future__ import annotations
 
@@ -16,24 +18,32 @@ from typing import Any, Iterable, Mapping
 
 from kit.traces import analysis
 from kit.traces.model import Span, by_trace, views
+from kit.traces.waterfall import notes_of
 from kit.traces.style import ERROR as _ERROR, FONT, MUTED as _MUTED, empty_svg, fit as _fit, service_colour, shade as _shade
 
 __all__ = ["service_map_svg", "service_dependencies"]
 
 
-def _dependencies(spans: list[Span]) -> tuple[list[dict], dict[str, str]]:
-    """The caller -> callee edges of every trace, added up, and each node's kind."""
+def _dependencies(spans: list[Span]) -> tuple[list[dict], dict[str, str], list[str]]:
+    """The caller -> callee edges of every trace, added up, each node's kind, and the notes of
+    the answers the analysis could not give."""
     edges: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0])
-    for trace in by_trace(spans):
-        for e in analysis.service_map(*analysis.index(trace)):
+    answers = [analysis.service_map(*analysis.index(trace)) for trace in by_trace(spans)]
+    for answer in answers:
+        for e in answer:
             edge = edges[(e["caller"], e["callee"])]
             edge[0] += e["calls"]
             edge[1] += e["errors"]
+    return ([{"caller": a, "callee": b, "calls": c, "errors": e}
+             for (a, b), (c, e) in sorted(edges.items())], _kinds(spans), notes_of(*answers))
+
+
+def _kinds(spans: list[Span]) -> dict[str, str]:
+    """Each node's kind: a service, or a database (`db.system`); anything else is external."""
     kinds = {str(s.attributes["db.system"]): "database" for s in spans
              if s.kind == "CLIENT" and s.attributes.get("db.system")}
     kinds.update((s.service, "service") for s in spans)
-    return ([{"caller": a, "callee": b, "calls": c, "errors": e}
-             for (a, b), (c, e) in sorted(edges.items())], kinds)
+    return kinds
 
 
 def service_dependencies(spans: Iterable[Any]) -> list[dict]:
@@ -46,17 +56,22 @@ _NODE_W, _NODE_H, _COL, _GAP = 200, 40, 290, 30
 
 
 def service_map_svg(spans: Iterable[Any], *, edges: Iterable[Mapping[str, Any]] | None = None,
-                    title: str | None = None) -> str:
+                    title: str | None = None, notes: Iterable[str] = ()) -> str:
     """The services the spans went through as an SVG map: nodes left to right in call order,
     one arrow per caller -> callee with its call and error counts.
 
     `edges`: `{"caller", "callee", "calls", "errors"}` dicts to draw instead of the kit's own
     (e.g. what the learner's `build_service_dependencies` returned).
     Nodes carry `class="node service|database|external"`, arrows `class="edge"` (plus `error`).
+    `notes` (and the `note` of edges the analysis could not give) are written under the title
+    (`class="note"`).
     """
     normal = views(spans)
-    mine, kinds = _dependencies(normal)
-    edge_list = [dict(e) for e in edges] if edges is not None else mine
+    if edges is None:
+        edge_list, kinds, missing = _dependencies(normal)
+    else:
+        edge_list, kinds, missing = [dict(e) for e in edges], _kinds(normal), notes_of(edges)
+    said = list(dict.fromkeys([*notes, *missing]))
     nodes = list(dict.fromkeys([s.service for s in normal] +
                                [n for e in edge_list for n in (str(e["caller"]), str(e["callee"]))]))
     if not nodes:
@@ -78,8 +93,9 @@ def service_map_svg(spans: Iterable[Any], *, edges: Iterable[Mapping[str, Any]] 
     # Within a column, keep callers' order so arrows cross less.
     position: dict[str, tuple[float, float]] = {}
     tallest = max(len(c) for c in columns.values())
-    height = 56 + tallest * (_NODE_H + _GAP) + 10
-    width = 30 + (max(columns) + 1) * _COL
+    top = 56 + 18 * len(said)
+    height = top + tallest * (_NODE_H + _GAP) + 10
+    width = max(30 + (max(columns) + 1) * _COL, 20 + 7 * max(map(len, said), default=0))
     for c in sorted(columns):
         def rank(n: str) -> float:
             callers = [position[str(e["caller"])][1] for e in edge_list
@@ -87,7 +103,7 @@ def service_map_svg(spans: Iterable[Any], *, edges: Iterable[Mapping[str, Any]] 
             return sum(callers) / len(callers) if callers else 0.0
         members = sorted(columns[c], key=lambda n: (rank(n), nodes.index(n)))
         block = len(members) * (_NODE_H + _GAP) - _GAP
-        y0 = 56 + (tallest * (_NODE_H + _GAP) - _GAP - block) / 2
+        y0 = top + (tallest * (_NODE_H + _GAP) - _GAP - block) / 2
         for i, n in enumerate(members):
             position[n] = (20 + c * _COL, y0 + i * (_NODE_H + _GAP))
     total_calls = sum(int(e["calls"]) for e in edge_list)
@@ -102,6 +118,8 @@ def service_map_svg(spans: Iterable[Any], *, edges: Iterable[Mapping[str, Any]] 
            f'<text x="10" y="20" font-size="14" font-weight="bold">{escape(title or "Service map")}</text>',
            f'<text x="10" y="38" fill="{_MUTED}">{len(nodes)} nodes · {total_calls} calls'
            + (f' · <tspan fill="{_ERROR}">{total_errors} failed</tspan>' if total_errors else "") + '</text>']
+    out += [f'<text class="note" x="10" y="{56 + 18 * i}" fill="{_MUTED}">{escape(note)}</text>'
+            for i, note in enumerate(said)]
     incoming: dict[str, list[str]] = defaultdict(list)
     for e in edge_list:
         if position[str(e["callee"])][0] > position[str(e["caller"])][0]:

@@ -6,8 +6,10 @@ It is a pure function of a list of spans: the SDK's finished spans (`ReadableSpa
 `InMemorySpanExporter` returns them) or anything shaped like the provided `SpanRecord`
 (`trace_id`, `span_id`, `parent_span_id`, `name`, `service`, `kind`, `start_ms`,
 `duration_ms`, `status`, `attributes`, `events`), the same duck-typing as `kit.traces.text`.
-They never import the learner's code: the pictures work before Step 5 is done, and show what
-the kit itself computes (the learner's own critical path can be passed in to compare).
+The critical path they draw is `kit.traces.analysis`'s: the kit's reference analysis, or in the
+learner release (where that module asks the learner's own Step 5) the learner's, and until
+Step 5 gives one the picture says what to finish instead (the answer's `note`). A learner's
+critical path can also be passed in to compare.
 
 How to read the waterfall:
 
@@ -35,7 +37,7 @@ from kit.traces.model import Span, by_trace, views, walk
 from kit.traces.style import (CRITICAL as _CRITICAL, ERROR as _ERROR, FONT, GRID as _GRID, MUTED as _MUTED,
                               empty_svg, fit as _fit, fmt_ms as _ms, service_colour, shade as _shade)
 
-__all__ = ["waterfall_svg", "critical_path"]
+__all__ = ["waterfall_svg", "critical_path", "notes_of"]
 
 # Waterfall geometry (px).
 _WIDTH = 1100
@@ -49,10 +51,16 @@ _MAX_ROWS = 200
 _ORPHAN = "\n⤴ its parent span is not among these spans (it came from outside, or was not exported)"
 
 
-# -- the analyses the pictures show: the kit's own (kit.traces.analysis), never the learner's --------
+# -- the analysis the pictures show: kit.traces.analysis (the reference, or the learner's in a release)
 
 def _trace_critical_path(trace: list[Span]) -> list[dict]:
     return analysis.critical_path(*analysis.index(trace))
+
+
+def notes_of(*answers: Any) -> list[str]:
+    """What the answers say is missing: the `note` an answer carries when the analysis could
+    not give it (the learner release's analysis before Step 5 is done), each note once."""
+    return list(dict.fromkeys(getattr(a, "note", "") for a in answers if getattr(a, "note", "")))
 
 
 def critical_path(spans: Iterable[Any]) -> list[dict]:
@@ -131,22 +139,27 @@ def _exception_text(attrs: Mapping[str, Any]) -> str:
 # -- the waterfall -----------------------------------------------------------------------------
 
 def waterfall_svg(spans: Iterable[Any], *, critical_path: Iterable[Mapping[str, Any]] | None = None,
-                  title: str | None = None, max_rows: int = _MAX_ROWS) -> str:
+                  title: str | None = None, max_rows: int = _MAX_ROWS, notes: Iterable[str] = ()) -> str:
     """The spans as an SVG waterfall timeline (a string holding one `<svg>` element).
 
     `critical_path`: segments to highlight instead of the kit's own (e.g. what the learner's
     `calculate_critical_path` returned: dicts with `span_id`, `start_ms`, `end_ms`).
     Rows carry `class="span"` plus `critical` (on the critical path), `error` (status ERROR) and
     `orphan` (parent not among the spans), and `data-span-id`, so tests can read the picture.
+    `notes` (and the `note` of a critical path the analysis could not give) are written under
+    the rows (`class="note"`).
     """
     all_spans = views(spans)
     if not all_spans:
         return empty_svg(title or "No spans", "No spans were exported: nothing to draw yet.")
     traces = by_trace(all_spans)
     if critical_path is None:
-        path = [seg for trace in traces for seg in _trace_critical_path(trace)]
+        answers = [_trace_critical_path(trace) for trace in traces]
+        path = [seg for answer in answers for seg in answer]
     else:
+        answers = [critical_path]
         path = [dict(seg) for seg in critical_path]
+    said = list(dict.fromkeys([*notes, *notes_of(*answers)]))
     on_path = _with_ancestors(all_spans, path)
     services = list(dict.fromkeys(s.service for s in all_spans))
     t0 = min(s.start_ms for s in all_spans)
@@ -167,7 +180,7 @@ def waterfall_svg(spans: Iterable[Any], *, critical_path: Iterable[Mapping[str, 
     rows = rows[:max_rows]
 
     top = 78                                       # title, legend, axis labels
-    height = top + len(rows) * _ROW + (24 if hidden else 0) + 14
+    height = top + len(rows) * _ROW + (24 if hidden else 0) + 20 * len(said) + 14
     errors = sum(s.status == "ERROR" for s in all_spans)
     heading = title or (f"{len(traces)} traces" if len(traces) > 1 else f"trace {traces[0][0].trace_id}")
     summary = (f"{len(all_spans)} spans · {len(services)} services · {_ms(total)}"
@@ -200,6 +213,9 @@ def waterfall_svg(spans: Iterable[Any], *, critical_path: Iterable[Mapping[str, 
     if hidden:
         out.append(f'<text x="10" y="{rows_y1 + 16}" fill="{_MUTED}">… {hidden} more rows not drawn '
                    f'(max_rows={max_rows})</text>')
+    for i, note in enumerate(said):
+        out.append(f'<text class="note" x="10" y="{rows_y1 + (24 if hidden else 0) + 16 + 20 * i}" '
+                   f'fill="{_MUTED}">{escape(note)}</text>')
     out.append('</svg>')
     return "\n".join(out)
 

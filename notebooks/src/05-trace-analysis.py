@@ -35,10 +35,13 @@ show_step(5)
 # - **Who calls whom?** The **service map**: calls and failed calls between services, and from
 #   a service to a database or an outside API.
 #
-# The pictures in these notebooks draw the kit's own answers (`kit.traces.analysis`, the
-# contract's definitions); here every "Try it" shows yours next to the kit's. TODOs 1-4 and 6
-# (the tree, the duration, the critical path, the bottlenecks and the service map) are the core
-# of this step; the timeline and the endpoint are the deeper part.
+# The pictures in these notebooks draw `kit.traces.analysis`: the kit's reference analysis (the
+# contract's definitions), or in the learner release your own Step 5, and until your Step 5 gives
+# an answer they say what to finish instead. Here every "Try it" shows yours next to the expected
+# answer: the contract's own numbers for its worked example, the kit's reference for a real trace
+# (in the learner release, where that reference is your own code, yours is shown alone). TODOs
+# 1-4 and 6 (the tree, the duration, the critical path, the bottlenecks and the service map) are
+# the core of this step; the timeline and the endpoint are the deeper part.
 #
 # ## Try it: the worked example from the contract
 #
@@ -49,6 +52,8 @@ show_step(5)
 # %%
 from kit.traces import analysis
 
+# False in the learner release: there `kit.traces.analysis` asks your own Step 5.
+REFERENCE = not getattr(analysis, "FROM_LEARNER", False)
 monitoring = learner("services.api_gateway.monitoring")
 span_store = learner("services.shared.span_store")
 
@@ -66,16 +71,35 @@ def as_offsets(path, t0=T0, names=None):
              "to ms": round(s["end_ms"] - t0, 3)} for s in path or []]
 
 
+def against_reference(yours, reference, **how):
+    """Yours next to the kit's reference answer (`reference()`); in the learner release, which
+    has no reference, yours alone."""
+    if REFERENCE:
+        compare(yours, reference(), **how)
+    elif yours is not None:
+        show_table(yours, title=how.get("title", "") + " (yours)")
+
+
+# The contract's answer for its worked example (times in ms from the trace's start).
+CONTRACT_PATH = [{"span": "A", "from ms": 0, "to ms": 20}, {"span": "C", "from ms": 20, "to ms": 30},
+                 {"span": "D", "from ms": 30, "to ms": 60}, {"span": "C", "from ms": 60, "to ms": 90},
+                 {"span": "A", "from ms": 90, "to ms": 100}]
+CONTRACT_BOTTLENECKS = [{"span": "C", "self_time_ms": 40, "percentage_of_total": 40},
+                        {"span": "B", "self_time_ms": 30, "percentage_of_total": 30},
+                        {"span": "D", "self_time_ms": 30, "percentage_of_total": 30},
+                        {"span": "A", "self_time_ms": 20, "percentage_of_total": 20}]
+
 example = try_it(lambda: [span("a", None, "A", 0, 100), span("b", "a", "B", 10, 40),
                           span("c", "a", "C", 20, 90), span("d", "c", "D", 30, 60)]) or []
 tree = try_it(monitoring.build_trace_tree, example)
 yours = try_it(monitoring.calculate_critical_path, tree) if tree is not None else None
-compare(as_offsets(yours) if yours is not None else None, as_offsets(critical_path(example)),
+compare(as_offsets(yours) if yours is not None else None, CONTRACT_PATH,
         todo="Step 5, TODO 1 (the tree) and TODO 3 (the critical path)", title="The critical path")
 
 # %% [markdown]
 # Drawn: the dark stripe is *your* critical path when you have one (compare it with the table
-# above), the kit's otherwise. A span waiting for a child on the path is marked too.
+# above), otherwise the kit's reference (in the learner release, where that is your own Step 5,
+# the picture says what to finish). A span waiting for a child on the path is marked too.
 
 # %%
 show_trace(example, critical_path=yours, title="The worked example")
@@ -93,7 +117,7 @@ def kit_bottlenecks(spans, threshold_ms, top=5):
 
 
 mine = try_it(monitoring.identify_bottlenecks, example, threshold_ms=0)
-compare(bottleneck_rows(mine) if mine is not None else None, bottleneck_rows(kit_bottlenecks(example, 0)),
+compare(bottleneck_rows(mine) if mine is not None else None, CONTRACT_BOTTLENECKS,
         todo="Step 5, TODO 4 (self time)", title="Bottlenecks (self time)")
 
 # %% [markdown]
@@ -111,32 +135,37 @@ names = labels(spans)
 tree = try_it(monitoring.build_trace_tree, spans)
 yours = try_it(monitoring.calculate_critical_path, tree) if tree is not None else None
 total = try_it(monitoring.calculate_total_duration, spans)
-expectations([("total duration (ms)", round(analysis.total_duration(spans), 3),
-               round(total, 3) if isinstance(total, (int, float)) else total, "Step 5, TODO 2")])
+total_shown = round(total, 3) if isinstance(total, (int, float)) else total
+if REFERENCE:
+    expectations([("total duration (ms)", round(analysis.total_duration(spans), 3), total_shown, "Step 5, TODO 2")])
+elif total is not None:
+    show_table([{"total duration (ms), yours": total_shown}])
 long = lambda path: [dict(r, **{"from ms": round(r["from ms"], 1), "to ms": round(r["to ms"], 1)})
                      for r, s in zip(as_offsets(path, start, names), path or []) if s["duration_ms"] >= 1.0]
-compare(long(yours) if yours is not None else None, long(critical_path(spans)),
-        todo="Step 5, TODO 3", title="The critical path (its segments of 1 ms or more)")
+against_reference(long(yours) if yours is not None else None, lambda: long(critical_path(spans)),
+                  todo="Step 5, TODO 3", title="The critical path (its segments of 1 ms or more)")
 
 # %%
 show_trace(slow, critical_path=yours, title="Your critical path (dark stripe)")
 
 # %%
 mine = try_it(monitoring.identify_bottlenecks, spans, threshold_ms=10.0)
-compare(bottleneck_rows(mine, names) if mine is not None else None, bottleneck_rows(kit_bottlenecks(spans, 10.0), names),
-        todo="Step 5, TODO 4", title="Bottlenecks with a self time of at least 10 ms",
-        same=lambda a, b: [r["span"] for r in a] == [r["span"] for r in b])
+against_reference(bottleneck_rows(mine, names) if mine is not None else None,
+                  lambda: bottleneck_rows(kit_bottlenecks(spans, 10.0), names),
+                  todo="Step 5, TODO 4", title="Bottlenecks with a self time of at least 10 ms",
+                  same=lambda a, b: [r["span"] for r in a] == [r["span"] for r in b])
 
 # %% [markdown]
-# Your service map (`build_service_dependencies`) next to the kit's: they should match.
+# Your service map (`build_service_dependencies`) next to the kit's reference: they should match.
 
 # %%
 edges = try_it(monitoring.build_service_dependencies, spans)
-kit_edges = analysis.service_map(*analysis.index(spans))
-compare(edges, kit_edges, todo="Step 5, TODO 6 (the service map)", title="The service map")
+against_reference(edges, lambda: analysis.service_map(*analysis.index(spans)),
+                  todo="Step 5, TODO 6 (the service map)", title="The service map")
 if edges is not None:
     show_service_map(slow, edges=edges, title="Your service map")
-show_service_map(slow, title="The kit's service map")
+if REFERENCE:
+    show_service_map(slow, title="The kit's service map")
 
 # %% [markdown]
 # ## Try it: the endpoint (deeper: TODO 7)

@@ -200,6 +200,10 @@ def trace_page(analysis: Mapping[str, Any], spans: Sequence[Any], *, prefix: str
              f'<div class="stat"><a class="button" id="download" download="trace-{tid}.json" '
              f'href="{prefix}/traces/{tid}/otlp.json">Download OTLP JSON</a></div></div>'
              f'<div style="margin-top:8px">{legend_html(analysis["services"])}</div></div>')
+    notes = list(analysis.get("notes") or ())
+    if notes:      # the learner release's analysis, before Step 5 is done: what to finish
+        stats += ('<div class="card" id="notes">'
+                  + "".join(f'<p class="muted note">{escape(n)}</p>' for n in notes) + '</div>')
     details = '<aside class="card" id="details"><p class="muted">Click a span.</p></aside>'
     waterfall = (f'<div class="layout"><div class="card wf" id="waterfall"><p class="muted" style="margin:0 0 4px">Click a span for '
                  f'its attributes and events.</p>'
@@ -239,12 +243,12 @@ def not_found_page(trace_id: str, *, prefix: str) -> str:
 
 
 def map_page(edges: Sequence[Mapping[str, Any]], spans: Sequence[Any], *, prefix: str,
-             traces: int) -> str:
-    """The service map of the latest traces together."""
+             traces: int, notes: Sequence[str] = ()) -> str:
+    """The service map of the latest traces together (`notes`: what the analysis could not give)."""
     rows = "".join(f'<tr><td>{escape(e["caller"])}</td><td>{escape(e["callee"])}</td>'
                    f'<td>{e["calls"]}</td><td>{e["errors"]}</td></tr>' for e in edges)
     body = (f'<div class="card" id="service-map">'
-            f'{service_map_svg(spans, edges=edges, title=f"Service map of the last {traces} traces")}</div><div class="card"><table><thead><tr>'
+            f'{service_map_svg(spans, edges=edges, title=f"Service map of the last {traces} traces", notes=notes)}</div><div class="card"><table><thead><tr>'
             f'<th>caller</th><th>callee</th><th>calls</th><th>errors</th></tr></thead>'
             f'<tbody>{rows}</tbody></table></div>')
     return _page("Service map", body, prefix)

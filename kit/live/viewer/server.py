@@ -16,7 +16,9 @@ Routes (under `prefix`, "/viewer" by default):
 | `GET /viewer/map` | the service map of the recent traces together |
 | `GET /viewer/api/traces`, `GET /viewer/api/traces/{trace_id}` | the same data as JSON |
 
-The analysis is the kit's own (`kit.traces.analysis`), never the learner's Step 5. The app is not
+The analysis is `kit.traces.analysis`: the kit's reference analysis, or in the learner release
+the learner's own Step 5 (imported from the tree on `sys.path`; where it cannot be imported or is
+not finished, the page lists the spans and says what to finish). The app is not
 instrumented: looking at traces makes no traces. `kit.live` serves it from the gateway's port,
 next to the gateway app; `python -m kit.live.viewer` serves it alone over a span database file.
 """
@@ -31,8 +33,9 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 import json
 import os
 
-from kit.traces.analysis import analyse, index, service_map
+from kit.traces import analysis
 from kit.traces.otlp import to_otlp_json
+from kit.traces.waterfall import notes_of
 from kit.live.viewer import panels
 from kit.live.viewer.index import Index, parse_trace_id
 from kit.live.viewer.pages import list_page, map_page, not_found_page, trace_page
@@ -214,11 +217,11 @@ def create_viewer_app(store: Any, *, prefix: str = "/viewer", source: str = "",
         tid, spans = spans_of(trace_id)
         if not spans:
             return HTMLResponse(not_found_page(tid, prefix=prefix), status_code=404)
-        analysis = _analyse(spans, aliases=aliases)
+        found = _analyse(spans, aliases=aliases)
         extra = ""
         if idx is not None:
-            extra = panels.logs_and_exceptions(idx.logs_of(tid), analysis)
-        return trace_page(analysis, spans, prefix=prefix, extra=extra)
+            extra = panels.logs_and_exceptions(idx.logs_of(tid), found)
+        return trace_page(found, spans, prefix=prefix, extra=extra)
 
     @app.get(f"{prefix}/traces/{{trace_id}}/otlp.json")
     def otlp(trace_id: str):
@@ -230,8 +233,8 @@ def create_viewer_app(store: Any, *, prefix: str = "/viewer", source: str = "",
 
     @app.get(f"{prefix}/map", response_class=HTMLResponse)
     def whole_map(limit: int = Query(50, ge=1, le=500)):
-        edges, spans, count = _merged_map(store, recent(limit, False, 0.0), aliases)
-        return map_page(edges, spans, prefix=prefix, traces=count)
+        edges, spans, count, notes = _merged_map(store, recent(limit, False, 0.0), aliases)
+        return map_page(edges, spans, prefix=prefix, traces=count, notes=notes)
 
     @app.get(f"{prefix}/api/traces")
     def api_traces(errors: bool = False, min_ms: float = Query(0.0, ge=0),
@@ -262,22 +265,25 @@ def create_viewer_app(store: Any, *, prefix: str = "/viewer", source: str = "",
 
 
 def _analyse(spans: list, **options: Any) -> dict:
-    return analyse(spans, **options)
+    return analysis.analyse(spans, **options)
 
 
 def _merged_map(store: Any, summaries: list[dict],
-                aliases: Mapping[str, str] | None) -> tuple[list[dict], list, int]:
-    """One service map for several traces (calls and errors added up per pair), and their
-    spans."""
+                aliases: Mapping[str, str] | None) -> tuple[list[dict], list, int, list[str]]:
+    """One service map for several traces (calls and errors added up per pair), their spans,
+    how many traces, and the notes of the maps the analysis could not give."""
     total: dict[tuple[str, str], list[int]] = {}
     spans: list = []
+    notes: list[str] = []
     for summary in summaries:
-        uniq, parent = index(store.get_trace(summary["trace_id"]))
+        uniq, parent = analysis.index(store.get_trace(summary["trace_id"]))
         spans.extend(uniq)
-        for edge in service_map(uniq, parent, aliases=aliases):
+        answer = analysis.service_map(uniq, parent, aliases=aliases)
+        notes += notes_of(answer)
+        for edge in answer:
             pair = total.setdefault((edge["caller"], edge["callee"]), [0, 0])
             pair[0] += edge["calls"]
             pair[1] += edge["errors"]
     edges = [{"caller": a, "callee": b, "calls": c, "errors": e}
              for (a, b), (c, e) in sorted(total.items())]
-    return edges, spans, len(summaries)
+    return edges, spans, len(summaries), list(dict.fromkeys(notes))
