@@ -21,12 +21,11 @@ TODOs are the deeper part. `core_todos()` reads them; checks pointing at a core 
 from __future__ import annotations
 
 import html
-import tomllib
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
-from kit import ROOT
+from kit.course import load_course
 from kit.notebook.tree import current_tree
 from kit.results import CheckInfo, todo_number
 
@@ -45,8 +44,7 @@ def checks(only: str | int | None = None) -> list[CheckInfo]:
 
 def core_todos() -> dict[int, tuple[int, ...]]:
     """Step number -> the TODO numbers of its core path (course.toml's `core = [...]`)."""
-    data = tomllib.loads((ROOT / "course.toml").read_text(encoding="utf-8"))
-    return {int(s["number"]): tuple(int(k) for k in s.get("core", ())) for s in data.get("steps", ())}
+    return {step.number: step.core for step in load_course().steps}
 
 
 def is_core(step: int, todo: str | None, core: dict[int, tuple[int, ...]] | None = None) -> bool:
