@@ -14,7 +14,8 @@ from collections import defaultdict
 import pytest
 
 from kit import ROOT
-from kit.live.viewer.index import BUCKETS_MS, Index, nearest_rank, parse_trace_id
+from kit.live.viewer.index import Index, nearest_rank, parse_trace_id
+from kit.live.viewer.tables import BUCKETS_MS
 
 _spec = importlib.util.spec_from_file_location("bench_viewer", ROOT / "benchmarks" / "bench_viewer.py")
 bench = importlib.util.module_from_spec(_spec)

@@ -34,7 +34,7 @@ from typing import Any
 
 from kit.live.capture import SCHEMA as CAPTURE_SCHEMA
 from kit.live.viewer import tables
-from kit.live.viewer.tables import BUCKETS_MS, bucket_label  # noqa: F401 - the pages import them from here
+from kit.live.viewer.tables import BUCKETS_MS
 
 
 def nearest_rank(values: Sequence[float], p: float) -> float | None:

@@ -21,7 +21,7 @@ from html import escape
 from typing import Any
 from urllib.parse import urlencode
 
-from kit.live.viewer.index import BUCKETS_MS, bucket_label
+from kit.live.viewer.tables import BUCKETS_MS, bucket_label
 from kit.live.viewer.pages import _page, trace_table
 from kit.traces.service_map import service_map_svg
 from kit.traces.style import fmt_ms, legend_html
