@@ -130,8 +130,10 @@ def test_a_broken_answer_fails_the_same_checks_as_in_the_full_kit(release, tmp_p
     kit = tmp_path / "kit"
     shutil.copytree(release, kit)
     tree = _answer_tree(kit, tmp_path, "tree-roots-in-input-order")
-    released, full = _failed(_graded_by(kit, tree)), _failed(_graded_by(ROOT, tree))
+    report = _graded_by(kit, tree)
+    released, full = _failed(report), _failed(_graded_by(ROOT, tree))
     assert set(released) == set(full) and "generated_trees_match_the_oracle" in released
+    assert {c["criterion"] for c in report["checks"] if c["id"] in released} == {"performance-visible"}
     assert all("roots and each node's children in start order" in message for message in released.values())
     assert not any("no recorded answer" in m or "Traceback" in m for m in released.values())
 
