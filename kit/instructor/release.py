@@ -22,12 +22,20 @@ its text, or the kit's file released in its place):
   have no answer), and a call nobody recorded fails its check with one line;
 - `kit/traces/analysis.py`, the kit's own trace analysis that the viewer and notebook 05 draw with
   (an independent implementation of Step 5's definitions), is written from
-  `kit/traces/learners_analysis.py` when the kit has that file.
+  `kit/traces/learners_analysis.py` when the kit has that file;
+- each notebook `notebooks/<name>.ipynb` and its source `notebooks/src/<name>.py` are written
+  in release mode (`notebooks/build.py`): every reference cell (`# %% [reference]`, the kit's
+  own implementation of a learner function that the notebook compares the learner's result
+  with) becomes a stub defining the same names, which give `kit.notebook.NO_REFERENCE`;
+  `compare` shows the learner's result alone there, and the check grades it. The released
+  sources hold the stubs in ordinary cells, so the release's `python notebooks/build.py`
+  rebuilds exactly its notebooks.
 
 Then it proves the copy is safe to hand out (`reveals`): no released file holds lines of the
 reference's learner files that the exercise does not hold too (three or more distinct lines of
 at least `MIN_REVEALING` characters, imports aside), no released check holds three lines of the
-oracles, and every released oracle module is only lookups holding no line of the original;
+oracles, every released oracle module is only lookups holding no line of the original, and no
+released notebook or notebook source holds a reference cell or a line of one (`notebook_reference`);
 except `ON_PURPOSE`: without `kit/traces/learners_analysis.py`, `kit/traces/analysis.py` is
 released as it is, and a learner who reads it reads an answer to Step 5 (the command says so).
 The release still installs (`pip install OUT`), grades `exercise/` (`python grade.py`) and runs
@@ -36,10 +44,14 @@ its notebooks; `--solution` and `use_tree("solution")` say there is no solution 
 from __future__ import annotations
 
 import ast
+import functools
+import importlib.util
+import json
 import os
 import shutil
 from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
 
 from kit import ROOT
 from kit.course import load_course
@@ -56,6 +68,10 @@ MIN_REVEALING = 30
 MIN_LINES = 3
 #: The oracle modules, relative to the kit's root (each released as a table of its answers).
 ORACLES = "checks/oracles"
+#: The notebooks and their sources, relative to the kit's root (released in release mode).
+NOTEBOOKS = "notebooks"
+#: A line of a notebook's reference cell shorter than this is too common to count.
+MIN_REFERENCE = 16
 
 
 def tabled(root: Path, released: str) -> str:
@@ -67,12 +83,57 @@ def _oracle_modules(root: Path) -> list[str]:
     return [f"{ORACLES}/{p.name}" for p in sorted((root / ORACLES).glob("*.py")) if p.name != "__init__.py"]
 
 
+@functools.cache
+def notebook_build() -> ModuleType:
+    """The kit's `notebooks/build.py` (a script, not a package module)."""
+    spec = importlib.util.spec_from_file_location("notebooks_build", ROOT / NOTEBOOKS / "build.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def released_notebook(root: Path, released: str) -> str:
+    """The released text of the notebook `released`: built from its source in release mode."""
+    source = root / NOTEBOOKS / "src" / f"{Path(released).stem}.py"
+    if not source.is_file():
+        raise ValueError(f"{released} has no source in {NOTEBOOKS}/src/ (run python notebooks/build.py)")
+    return notebook_build().render(source, release=True)
+
+
+def released_notebook_source(root: Path, released: str) -> str:
+    """The released text of the notebook source `released`: each reference cell a stub."""
+    return notebook_build().release_source((root / released).read_text(encoding="utf-8"))
+
+
+def _notebooks(root: Path) -> dict[str, Callable[[Path, str], str]]:
+    """The notebooks and notebook sources of `root`, each with the function releasing it."""
+    notebooks = root / NOTEBOOKS
+    return {**{f"{NOTEBOOKS}/{p.name}": released_notebook for p in sorted(notebooks.glob("*.ipynb"))},
+            **{f"{NOTEBOOKS}/src/{p.name}": released_notebook_source for p in sorted((notebooks / "src").glob("*.py"))}}
+
+
+def notebook_reference(root: Path = ROOT) -> set[str]:
+    """The lines (stripped) of the notebook sources' reference cells that give something away:
+    at least `MIN_REFERENCE` characters, comments aside, and held by no ordinary cell of any
+    notebook source and no file of the exercise."""
+    build = notebook_build()
+    reference: set[str] = set()
+    ordinary: set[str] = set()
+    for source in sorted((root / NOTEBOOKS / "src").glob("*.py")):
+        for _, code, tag in build.parse_cells(source.read_text(encoding="utf-8")):
+            (reference if tag == build.REFERENCE else ordinary).update(line.strip() for line in code.splitlines())
+    for path in (root / "exercise").rglob("*.py"):
+        ordinary.update(line.strip() for line in _lines(path))
+    return {line for line in reference - ordinary if len(line) >= MIN_REFERENCE and not line.startswith("#")}
+
+
 #: Files released in another form: the released path -> a function (the kit's root, the released
 #: path) -> its text, or the path (from the kit's root) of the file released in its place, used
 #: when the kit has it.
 REPLACED: dict[str, Callable[[Path, str], str] | str] = {
     **{path: tabled for path in _oracle_modules(ROOT)},
     "kit/traces/analysis.py": "kit/traces/learners_analysis.py",
+    **_notebooks(ROOT),
 }
 
 
@@ -136,9 +197,11 @@ def build_release(out: Path, root: Path = ROOT) -> Path:
 
 def reveals(release: Path, root: Path = ROOT) -> list[str]:
     """Released files that hold a line of the reference's learner files which the exercise's
-    own files do not hold, released checks holding lines of the oracles (`file: "line"`), and
+    own files do not hold, released checks holding lines of the oracles (`file: "line"`),
     released oracle modules that are not tables of answers or hold a line of the original's
-    logic; empty when the release gives nothing away."""
+    logic, and released notebooks or notebook sources holding a reference cell or a line of one
+    (`notebook_reference`; a notebook is read cell by cell); empty when the release gives
+    nothing away."""
     if (release / "solution").exists() or (release / "selftest").exists():
         return ["solution/ or selftest/ is in it"]
     exercise_lines: set[str] = set()
@@ -156,6 +219,8 @@ def reveals(release: Path, root: Path = ROOT) -> list[str]:
         oracles[rel] = _logic(root / rel)
     oracle_lines = {line for lines in oracles.values() for line in lines
                     if len(line) >= MIN_REVEALING and line not in exercise_lines}
+    reference = notebook_reference(root)
+    marker = notebook_build()._MARKER
     found = []
     skipped = on_purpose(root)
     for path in sorted(release.rglob("*")):
@@ -168,6 +233,13 @@ def reveals(release: Path, root: Path = ROOT) -> list[str]:
             if held or not _only_lookups(path):
                 found.append(f"{rel}: not a table of answers" + (f", holds {held[0]!r}" if held else ""))
                 continue
+        if rel.startswith(NOTEBOOKS + "/"):
+            cells = [m[1] for m in map(marker.match, _lines(path)) if m] if rel.endswith(".py") else []
+            held = sorted(reference & lines)
+            if notebook_build().REFERENCE in cells or held:
+                found.append(f"{rel}: " + (f"holds a line of a notebook's reference cell, {held[0]!r}" if held
+                                           else "holds a reference cell (# %% [reference])"))
+                continue
         hits = sorted(answer & lines | (oracle_lines & lines if rel.startswith("checks/") else set()))
         if len(hits) >= MIN_LINES:
             found.append(f"{rel}: {hits[0]!r} (and {len(hits) - 1} more)")
@@ -176,7 +248,7 @@ def reveals(release: Path, root: Path = ROOT) -> list[str]:
 
 def _replaced(root: Path) -> dict[str, Callable[[Path, str], str] | str]:
     """`REPLACED`, with every oracle module of `root` (another kit's root in the tests)."""
-    return {**REPLACED, **{path: tabled for path in _oracle_modules(root)}}
+    return {**REPLACED, **{path: tabled for path in _oracle_modules(root)}, **_notebooks(root)}
 
 
 def _logic(path: Path) -> set[str]:
@@ -225,7 +297,16 @@ def _only_lookups(path: Path) -> bool:
 
 
 def _lines(path: Path) -> list[str]:
+    """A file's lines; a notebook's are its cells' (its JSON quotes and escapes them)."""
     try:
-        return path.read_text(encoding="utf-8").splitlines()
+        text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError):
         return []
+    if path.suffix == ".ipynb":
+        try:
+            cells = json.loads(text).get("cells", [])
+            return [line for cell in cells for source in [cell.get("source", "")]
+                    for line in ("".join(source) if isinstance(source, list) else str(source)).splitlines()]
+        except (ValueError, AttributeError, TypeError):
+            pass
+    return text.splitlines()

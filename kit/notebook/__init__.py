@@ -5,6 +5,7 @@
     show_step(2)                          # the step's goal, file, TODOs (core or deeper) and checks
     trace_context = learner("services.shared.trace_context")   # your module, or why it will not import
     compare(yours, expected, todo="Step 2, TODO 1")            # your result next to the expected one
+                                          # (expected NO_REFERENCE: the learner release has none)
     run = await run_order()               # one order through the five services, in process
     show_trace(run)                       # the trace as a waterfall, critical path highlighted
     show_service_map(run)                 # who called whom, with call and error counts
@@ -39,9 +40,10 @@ The modules: `tree` (which tree, picking up edits), `steps` (the course, a step,
 """
 from __future__ import annotations
 
-# OrderRun, Orders, TracePicture, GradingProblem, TREE_ENV and grading_history are not in
-# __all__ (a notebook's `import *` leaves them out) but stay reachable as kit.notebook.NAME.
-from kit.notebook.display import compare, expectations, learner, not_done, try_it
+# OrderRun, Orders, TracePicture, GradingProblem, TREE_ENV, grading_history and NO_REFERENCE
+# are not in __all__ (a notebook's `import *` leaves them out) but stay reachable as
+# kit.notebook.NAME (the learner release's reference stubs import NO_REFERENCE by name).
+from kit.notebook.display import NO_REFERENCE, compare, expectations, learner, not_done, try_it  # noqa: F401
 from kit.notebook.expected import at_least, between, expect_order
 from kit.notebook.grading import GradingProblem, check, grading_history  # noqa: F401
 from kit.notebook.orders import OrderRun, Orders, open_mesh, run_order, run_orders  # noqa: F401

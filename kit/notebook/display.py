@@ -9,6 +9,10 @@ The learner's way in:
     compare(yours, expected, todo="Step 1, TODO 4")    # yours next to the expected result
     expectations([...])                                # a checklist: expected, yours, which TODO
 
+An expected value may be `NO_REFERENCE`: the learner release has no reference answer there (its
+notebooks' reference cells are stubs returning it, see notebooks/build.py), so `compare` and
+`expectations` show yours alone, with one line naming the `check(...)` that grades it.
+
 A syntax error or an import error in the learner's file is one readable message ("Your code
 cannot be imported: SyntaxError in shared/telemetry.py line 12: ...") in every cell that uses
 it, and the cell still ends normally, so Run All reaches `check(N)`. As a last net, `use_tree()`
@@ -24,6 +28,48 @@ import traceback
 from typing import Any, Callable, Iterable
 
 _GOOD, _BAD, _TODO = "#1a7f37", "#d62728", "#b8860b"
+
+
+class _NoReference:
+    """The type of `NO_REFERENCE` (one instance)."""
+
+    _instance: _NoReference | None = None
+
+    def __new__(cls) -> _NoReference:  # noqa: PYI034 (one instance)
+        if cls._instance is None:
+            cls._instance = super().__new__(cls)
+        return cls._instance
+
+    def __repr__(self) -> str:
+        return "NO_REFERENCE"
+
+    def __reduce__(self) -> str:
+        return "NO_REFERENCE"
+
+
+#: What a reference function of a notebook returns in the learner release, which has none: an
+#: expected value that `compare` and `expectations` show as "no reference answer here".
+NO_REFERENCE = _NoReference()
+
+
+def no_reference(expected: Any) -> bool:
+    """Whether `expected` is `NO_REFERENCE`, or rows one of which is (rows built from it)."""
+    return expected is NO_REFERENCE or (isinstance(expected, (list, tuple))
+                                        and any(row is NO_REFERENCE for row in expected))
+
+
+def graded_by(todo: str) -> str:
+    """The `check(...)` call grading a TODO: "Extension E1, TODO 2" -> `check("E1")`, "Step 5,
+    TODO 3" -> `check(5)`, anything else -> `check()`."""
+    found = re.search(r"\b(E\d+)\b", todo) or re.search(r"\bStep (\d+)\b", todo)
+    if found is None:
+        return "check()"
+    return f'check("{found[1]}")' if found[1].startswith("E") else f"check({found[1]})"
+
+
+def no_reference_line(todo: str) -> str:
+    """The one line shown where the learner release has no reference answer."""
+    return f"The learner release has no reference answer here: `{graded_by(todo)}` grades it"
 
 
 def _display(obj: Any) -> None:
@@ -195,7 +241,16 @@ def _normal(rows: Any) -> Any:
 def compare(yours: Any, expected: Any, *, todo: str, title: str = "", columns: list[str] | None = None,
             same: Callable[[Any, Any], bool] | None = None) -> None:
     """Your rows next to the expected rows, and the verdict: "✓ as expected", or "Not done yet:
-    `todo`" (e.g. "Step 1, TODO 4"). `same(yours, expected)` decides (default: equal rows)."""
+    `todo`" (e.g. "Step 1, TODO 4"). `same(yours, expected)` decides (default: equal rows).
+    When `expected` is `NO_REFERENCE` (the learner release), yours alone and the check that grades it."""
+    if no_reference(expected):
+        verdict = (f"<b style='color:{_BAD}'>your code did not run</b> (the error above) " if yours is None
+                   and _broken_in_this_cell() else "")
+        _display_html(
+            (f"<b>{html.escape(title)}</b> " if title else "") + verdict
+            + f"<p style='margin:4px 0;color:#555'>{html.escape(no_reference_line(todo), quote=False)}</p>"
+            + f"<div><p style='margin:4px 0'><b>Yours</b></p>{table_html(yours if isinstance(yours, list) else [], columns)}</div>")
+        return
     matches = (same or (lambda a, b: _normal(a) == _normal(b)))(yours, expected) if yours is not None else False
     verdict = (f"<b style='color:{_BAD}'>your code did not run</b> (the error above)" if yours is None and _broken_in_this_cell()
                else f"<b style='color:{_GOOD}'>✓ as expected</b>" if matches else
@@ -210,9 +265,16 @@ def compare(yours: Any, expected: Any, *, todo: str, title: str = "", columns: l
 
 def expectations(rows: Iterable[tuple[str, Any, Any, str]], *, title: str = "") -> None:
     """A checklist: each row (what, expected, yours, "Step N, TODO k"), marked ✓ when yours is the
-    expected value (or the expected callable accepts yours), else "Not done yet: Step N, TODO k"."""
-    lines, good = [], True
+    expected value (or the expected callable accepts yours), else "Not done yet: Step N, TODO k".
+    A row whose expected value is `NO_REFERENCE` (the learner release) shows yours alone, unmarked,
+    and one line under the table names the check that grades it."""
+    lines, good, unanswered = [], True, []
     for what, expected, yours, todo in rows:
+        if no_reference(expected):
+            unanswered.append(no_reference_line(todo))
+            lines.append(f"<tr><td style='text-align:left'>{html.escape(what)}</td><td style='text-align:left'>-</td>"
+                         f"<td style='text-align:left'>{_cell(yours)}</td><td></td><td></td></tr>")
+            continue
         ok = expected(yours) if callable(expected) else yours == expected
         good = good and bool(ok)
         shown = getattr(expected, "__doc__", None) if callable(expected) else expected
@@ -223,7 +285,9 @@ def expectations(rows: Iterable[tuple[str, Any, Any, str]], *, title: str = "") 
                      f"<td style='text-align:left'>{_cell(shown)}</td><td style='text-align:left'>{_cell(yours)}</td>{mark}</tr>")
     _display_html((f"<b>{html.escape(title)}</b>" if title else "")
                   + "<table><tr><th style='text-align:left'>what</th><th style='text-align:left'>expected</th>"
-                  "<th style='text-align:left'>yours</th><th></th><th></th></tr>" + "".join(lines) + "</table>")
+                  "<th style='text-align:left'>yours</th><th></th><th></th></tr>" + "".join(lines) + "</table>"
+                  + "".join(f"<p style='margin:4px 0;color:#555'>{html.escape(line, quote=False)}</p>"
+                            for line in dict.fromkeys(unanswered)))
 
 
 # -- the last net: an exception through the learner's code, shown as one message -------------

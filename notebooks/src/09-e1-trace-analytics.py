@@ -51,6 +51,8 @@ def span(i, name, service, kind, duration, status="UNSET"):
                                  kind=kind, start_ms=T0 + i, duration_ms=duration, status=status)
 
 
+# %% [reference]
+# The kit's reference answer for TODO 1 (not in the learner release).
 def nearest_rank(values, n):
     ordered = sorted(values)
     return ordered[math.ceil(n / 100 * len(ordered)) - 1]
@@ -68,6 +70,7 @@ def expected_slowest(spans, top=10):
     return sorted(rows, key=lambda r: (-r["p95_ms"], r["service"], r["operation"]))[:top]
 
 
+# %%
 example = ([span(i, "POST /api/orders", "api-gateway", "SERVER", 5000 if i == 0 else 50) for i in range(10)]
            + [span(10 + i, "process_order", "order-service", "INTERNAL", 30 + i) for i in range(5)]
            + [span(20, "POST /orders", "api-gateway", "CLIENT", 9000)])
@@ -79,7 +82,8 @@ compare(try_it(analytics.slowest_operations, example), expected_slowest(example)
 # %% [markdown]
 # ## Try it: error rates
 
-# %%
+# %% [reference]
+# The kit's reference answer for TODO 2 (not in the learner release).
 def expected_rates(spans):
     found = {}
     for s in spans:
@@ -89,6 +93,7 @@ def expected_rates(spans):
     return [{"service": svc, "requests": r, "errors": e, "error_rate": e / r} for svc, (r, e) in sorted(found.items())]
 
 
+# %%
 failing = example + [span(30 + i, "POST /payments/process", "payment-service", "SERVER", 20,
                           "ERROR" if i < 2 else "UNSET") for i in range(8)]
 compare(try_it(analytics.error_rates, failing), expected_rates(failing), todo="Extension E1, TODO 2",

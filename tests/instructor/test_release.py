@@ -1,7 +1,8 @@
 """The learner release (kit/instructor/release.py, `python grade.py --release OUT`): no answer in
 it (no oracle logic either: the oracles are tables of their recorded answers), and it still
 installs, grades exercise/ as the full kit does (the reference answer 100/100 and every extension,
-a broken answer the same checks failed) and runs its notebooks."""
+a broken answer the same checks failed) and runs its notebooks, whose reference cells are stubs (no
+notebook implements a learner function: an extension's notebook shows the learner's result alone)."""
 from __future__ import annotations
 
 import json
@@ -16,7 +17,8 @@ import pytest
 from kit import ROOT
 from kit.course import load_course
 from kit.harness.answers import is_table, public_oracles
-from kit.instructor.release import ON_PURPOSE, REPLACED, ReleaseError, build_release, on_purpose, reveals
+from kit.instructor.release import (ON_PURPOSE, REPLACED, ReleaseError, build_release, notebook_build,
+                                    notebook_reference, on_purpose, reveals)
 
 
 @pytest.fixture(scope="module")
@@ -76,6 +78,53 @@ def test_an_oracle_released_as_it_is_is_caught(release, tmp_path):
     found = reveals(copy)
     assert any(f.startswith("checks/oracles/step5.py: not a table of answers, holds") for f in found), found
     assert any(f.startswith("checks/oracles/e4.py: not a table of answers") for f in found), found
+
+
+def test_its_notebooks_hold_no_reference(release):
+    """Each notebook and source is released in release mode: its reference cells are stubs, and
+    no released notebook file holds a line of the full kit's reference cells."""
+    build = notebook_build()
+    reference = notebook_reference()
+    assert any("def expected_slowest(" in line for line in reference) and len(reference) > 20
+    sources = sorted((ROOT / "notebooks" / "src").glob("*.py"))
+    for source in sources:
+        assert (release / "notebooks" / f"{source.stem}.ipynb").read_text() == build.render(source, release=True)
+        released = (release / "notebooks" / "src" / source.name).read_text()
+        assert released == build.release_source(source.read_text())
+        assert "# %% [reference]" not in released
+        assert f"notebooks/{source.stem}.ipynb" in REPLACED and f"notebooks/src/{source.name}" in REPLACED
+    for path in (release / "notebooks").rglob("*"):
+        if path.is_file():
+            text = path.read_text()
+            if path.suffix == ".ipynb":     # the cells' text, not their JSON quoting
+                text = "\n".join("".join(cell["source"]) for cell in json.loads(text)["cells"])
+            assert not [line for line in reference if line in text], path
+    stubbed = (release / "notebooks" / "09-e1-trace-analytics.ipynb").read_text()
+    assert "def expected_slowest(*args, **kwargs)" in stubbed and "return NO_REFERENCE" in stubbed
+    assert "The rules written as plainly as possible" not in stubbed
+
+
+def test_a_reference_cell_pasted_back_into_a_released_notebook_is_caught(release, tmp_path):
+    copy = tmp_path / "copy"
+    shutil.copytree(release, copy)
+    assert reveals(copy) == []
+    name = "09-e1-trace-analytics"
+    shutil.copy(ROOT / "notebooks" / f"{name}.ipynb", copy / "notebooks" / f"{name}.ipynb")   # the full kit's
+    source = (ROOT / "notebooks" / "src" / "12-e4-dependency-map.py").read_text()
+    (copy / "notebooks" / "src" / "12-e4-dependency-map.py").write_text(source)
+    (copy / "notebooks" / "src" / "11-e3-slo.py").write_text(     # one line of a reference, in a stub's place
+        (copy / "notebooks" / "src" / "11-e3-slo.py").read_text().replace(
+            "def expected(*args, **kwargs):\n    return NO_REFERENCE",
+            "def expected(*args, **kwargs):\n    burn = (1 - sli) / (1 - objective)\n    return NO_REFERENCE"))
+    found = reveals(copy)
+    assert any(f.startswith(f"notebooks/{name}.ipynb: holds a line of a notebook's reference cell") for f in found), found
+    assert any(f.startswith("notebooks/src/12-e4-dependency-map.py: holds") for f in found), found
+    assert "notebooks/src/11-e3-slo.py: holds a line of a notebook's reference cell, " \
+           "'burn = (1 - sli) / (1 - objective)'" in found, found
+    marked = copy / "notebooks" / "src" / "10-e2-experiments.py"    # a marker alone is caught too
+    marked.write_text(marked.read_text().replace("# %%\n# The kit's reference answer is not", "# %% [reference]\n"
+                                                                                            "# The kit's reference answer is not", 1))
+    assert "notebooks/src/10-e2-experiments.py: holds a reference cell (# %% [reference])" in reveals(copy)
 
 
 def test_the_kits_analysis_is_released_from_the_learners_version_when_there_is_one(release):
@@ -196,3 +245,23 @@ def test_its_notebook_runs_on_its_exercise(release):
     shown = [out for cell in nb.cells if cell.cell_type == "code" for out in cell.outputs
              if "text/html" in out.get("data", {}) and "checks passed" in out["data"]["text/html"]]
     assert shown, "the notebook's check() cell shows its scorecard"
+
+
+def test_an_extension_notebook_runs_on_its_exercise_with_no_reference(release):
+    """Notebook 09 (E1) in the release, on the exercise's stubs: no cell error, each comparison
+    shows the learner's result alone with the line naming the check, and the check still grades."""
+    nbclient = pytest.importorskip("nbclient")
+    import nbformat
+
+    nb = nbformat.read(release / "notebooks" / "09-e1-trace-analytics.ipynb", as_version=4)
+    client = nbclient.NotebookClient(nb, timeout=300, kernel_name="python3", allow_errors=True,
+                                     resources={"metadata": {"path": str(release / "notebooks")}})
+    client.execute(env={**_env(release), "WORKSHOP_NOTEBOOK_TREE": "exercise"})
+    errors = [f"{out.ename}: {out.evalue}" for cell in nb.cells if cell.cell_type == "code"
+              for out in cell.outputs if out.output_type == "error"]
+    assert not errors, errors
+    html = "\n".join(out["data"]["text/html"] for cell in nb.cells if cell.cell_type == "code"
+                     for out in cell.outputs if "text/html" in out.get("data", {}))
+    assert html.count('The learner release has no reference answer here: `check("E1")` grades it') == 4
+    assert "Not done yet:</b> Extension E1, TODO 1" in html and ">Expected<" not in html
+    assert "checks passed" in html, "the check() cell shows its scorecard"

@@ -114,6 +114,33 @@ def test_compare_says_as_expected_or_not_done_yet(shown):
     assert "Not done yet: Step 1, TODO 4" in out and "Expected" in out and "Yours" in out
 
 
+def test_with_no_reference_compare_shows_yours_alone_and_the_check_that_grades_it(shown):
+    """The learner release's reference stubs give NO_REFERENCE: no verdict, no expected column."""
+    from kit.notebook import NO_REFERENCE
+
+    display.compare([{"service": "api-gateway"}], NO_REFERENCE, todo="Extension E1, TODO 1", title="slowest",
+                    same=lambda a, b: 1 / 0)
+    out = shown()
+    assert 'The learner release has no reference answer here: `check("E1")` grades it' in out
+    assert "Yours" in out and "api-gateway" in out
+    assert "Expected" not in out and "as expected" not in out and "Not done yet" not in out
+    display.compare(None, [NO_REFERENCE], todo="Extension E3, TODO 1 and TODO 2")   # rows built from it
+    assert '`check("E3")` grades it' in shown()
+    display.compare([], [{"a": 1}], todo="Step 5, TODO 3")
+    assert "no reference" not in shown()
+    assert display.graded_by("Step 5, TODO 3") == "check(5)" and display.graded_by("the services") == "check()"
+
+
+def test_with_no_reference_expectations_leave_the_line_unmarked(shown):
+    from kit.notebook import NO_REFERENCE
+
+    display.expectations([("total duration (ms)", NO_REFERENCE, 12.5, "Step 5, TODO 2"),
+                          ("traces", 1, 1, "Step 2, TODO 1")])
+    out = shown()
+    assert "12.5" in out and "Not done yet" not in out and out.count("✓") == 1
+    assert out.count("The learner release has no reference answer here: `check(5)` grades it") == 1
+
+
 def test_expectations_mark_each_line(shown):
     from kit.notebook.expected import at_least
 
