@@ -18,7 +18,9 @@ from __future__ import annotations
 import importlib.util
 import os
 import threading
-from importlib._bootstrap_external import _code_to_hash_pyc  # the format Python's own loader reads
+from importlib._bootstrap_external import (
+    _code_to_hash_pyc,  # the format Python's own loader reads
+)
 from pathlib import Path
 
 from kit.grading.integrity import GRADING_PARTS, KitFiles
