@@ -75,12 +75,19 @@ def shown(spans) -> str:
     return f"these {len(spans)} spans (start and duration in ms):\n{table(spans)}\nas trees:\n{render_tree(spans)}"
 
 
-def keys_are(entries, wanted: set[str], *, did: str) -> None:
-    """Every entry is a dict with exactly the keys `wanted`."""
+def cut_to(entries, wanted: set[str], did) -> list[dict]:
+    """The entries (a list or tuple of dicts, each holding at least the keys `wanted`) cut down to
+    those keys. A result may hold more: the checks read only the keys the reference lists (rule
+    0.10). `did` is the description of the call, or a function giving it (built only on failure)."""
+    def fail_with(saw: str) -> None:
+        fail(did=did() if callable(did) else did, expected=f"a list of dicts with the keys {sorted(wanted)}",
+             saw=saw)
+    if not isinstance(entries, (list, tuple)):
+        fail_with(f"{entries!r:.300}")
     for entry in entries:
-        if not isinstance(entry, dict) or set(entry) != wanted:
-            fail(did=did, expected=f"dicts with exactly the keys {sorted(wanted)}",
-                 saw=f"{entry!r:.300}" if not isinstance(entry, dict) else f"keys {sorted(entry)}")
+        if not isinstance(entry, dict) or not wanted <= set(entry):
+            fail_with(f"{entry!r:.300}" if not isinstance(entry, dict) else f"an entry with the keys {sorted(entry)}")
+    return [{k: entry[k] for k in entry if k in wanted} for entry in entries]
 
 
 def close(a, b, tol: float = 1e-9) -> bool:

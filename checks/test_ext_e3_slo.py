@@ -11,7 +11,7 @@ from __future__ import annotations
 from hypothesis import strategies as st
 
 from kit.harness.generated import generated
-from checks.ext_helpers import BASE, call, close, keys_are, shown, span
+from checks.ext_helpers import BASE, call, close, cut_to, shown, span
 from kit.harness.expect import check, expect, fail
 from kit.harness.learner import attr
 from checks.oracles.e3 import oracle_slo
@@ -27,8 +27,7 @@ def slo(objective=0.99, latency_ms=None, name="orders"):
 
 def evaluate(objective_slo, spans, **window):
     result = call(SLO_MODULE, "evaluate_slo", objective_slo, spans, **window)
-    keys_are([result], RESULT_KEYS, did="called evaluate_slo(...)")
-    return result
+    return cut_to([result], RESULT_KEYS, "called evaluate_slo(...)")[0]
 
 
 def oracle(objective_slo, spans, start_ms=None, end_ms=None):

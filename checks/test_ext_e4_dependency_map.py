@@ -12,7 +12,7 @@ from __future__ import annotations
 from hypothesis import strategies as st
 
 from kit.harness.generated import generated
-from checks.ext_helpers import call, keys_are, shown, span
+from checks.ext_helpers import call, cut_to, shown, span
 from checks.oracles.e4 import oracle_dependency_map
 from kit.harness.expect import check, expect, fail
 
@@ -21,9 +21,7 @@ EDGE_KEYS = {"caller", "callee", "calls", "errors", "p50_ms", "p95_ms"}
 
 
 def dependency_map(spans):
-    edges = call(ANALYTICS, "dependency_map", spans)
-    keys_are(edges, EDGE_KEYS, did="drew the dependency map of " + shown(spans))
-    return edges
+    return cut_to(call(ANALYTICS, "dependency_map", spans), EDGE_KEYS, lambda: "drew the dependency map of " + shown(spans))
 
 
 def call_tree(trace, *, gateway_ms=50.0, order_ms=30.0, status="UNSET", db=None):

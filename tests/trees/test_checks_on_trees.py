@@ -43,8 +43,22 @@ def test_only_grades_one_step_or_one_criterion():
 
 #: Readings the contract leaves open, each written as a change to the reference: a correct
 #: implementation may take either, so each must still pass every check. (file, reference line,
-#: the other reading)
+#: the other reading; or file, None, lines added at its end)
+EXTRA_KEYS = """
+_slowest, _rates, _map = slowest_operations, error_rates, dependency_map
+def slowest_operations(*a, **k): return [{**e, "mean_ms": 1.0} for e in _slowest(*a, **k)]
+def error_rates(*a, **k): return [{**e, "window": "all"} for e in _rates(*a, **k)]
+def dependency_map(*a, **k): return [{**e, "p99_ms": 0.0} for e in _map(*a, **k)]
+"""
 OTHER_READINGS = {
+    "0.10: result dicts with more keys than the reference lists (E1 to E4)": [
+        ("services/api_gateway/analytics.py", None, EXTRA_KEYS),
+        ("services/api_gateway/slo.py", None,
+         "\n_evaluate = evaluate_slo\ndef evaluate_slo(*a, **k): return {**_evaluate(*a, **k), 'window_ms': 0}\n"),
+        ("services/shared/experiments.py", None,
+         "\n_compare = compare_variants\ndef compare_variants(*a, **k):\n"
+         "    return {v: {**f, 'p99_ms': 0.0} for v, f in _compare(*a, **k).items()}\n"),
+    ],
     "5.29: server.address before peer.service (the rule says 'its peer.service or server.address')": [
         ("services/api_gateway/monitoring.py",
          'target = (attrs.get("db.system") or attrs.get("peer.service")\n                  or attrs.get("server.address"))',
@@ -64,10 +78,10 @@ def test_either_reading_of_an_open_rule_passes_every_check(tmp_path):
         shutil.copytree(ROOT / "solution", tree, ignore=shutil.ignore_patterns("__pycache__"))
         for file, ours, theirs in edits:
             source = (tree / file).read_text(encoding="utf-8")
-            assert ours in source, f"{reading}: the reference no longer has {ours!r} in {file}"
-            (tree / file).write_text(source.replace(ours, theirs), encoding="utf-8")
-        report = run_checks(tree, only="performance-visible")
+            assert ours is None or ours in source, f"{reading}: the reference no longer has {ours!r} in {file}"
+            (tree / file).write_text(source + theirs if ours is None else source.replace(ours, theirs),
+                                     encoding="utf-8")
+        report = run_checks(tree)
         failing = {c.id: c.message for c in report.checks if not c.passed}
-        report_e4 = run_checks(tree, only="E4")
-        failing |= {c.id: c.message for c in report_e4.checks if not c.passed}
         assert not failing, (reading, failing)
+        assert all(e.passed for e in report.extensions), (reading, [e.id for e in report.extensions if not e.passed])
