@@ -6,6 +6,7 @@ Everything here reaches the learner's code only through the contract's names (vi
 from __future__ import annotations
 
 import contextlib
+from urllib.parse import unquote
 
 import httpx
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -177,6 +178,18 @@ def call_learner(module: str, name: str, *args, **kwargs):
         fail(did=f"called {name}(...)", expected="a result", saw=f"NotImplementedError: {exc} (still a stub)")
     except Exception as exc:  # noqa: BLE001 - the learner's function crashed: say so
         fail(did=f"called {name}(...)", expected="a result", saw=describe_exception(exc))
+
+
+def baggage_entries(header: str | None) -> dict[str, str]:
+    """The entries of a W3C `baggage` header as the format reads them: members separated by commas,
+    optional whitespace around each member and around `=`, values percent-decoded, properties
+    (after `;`) ignored. So `user.id=u-1`, `user.id = u-1` and `user.id=u%2D1` are one entry."""
+    entries: dict[str, str] = {}
+    for member in (header or "").split(","):
+        key, sep, value = member.split(";", 1)[0].partition("=")
+        if sep and key.strip():
+            entries[key.strip()] = unquote(value.strip())
+    return entries
 
 
 class CountingIds(IdGenerator):

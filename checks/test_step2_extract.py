@@ -258,15 +258,18 @@ def test_only_the_allowed_baggage_keys_are_kept():
 def test_only_a_sane_correlation_id_is_kept():
     """X-Correlation-ID is kept when 1-128 printable ASCII characters after trimming, else dropped"""
     correlation_id = tc("correlation_id")
-    sane = {"a": "a", "x" * 128: "x" * 128, "  padded-id  ": "padded-id", "id with spaces": "id with spaces",
-            "~!@#$%^&*()": "~!@#$%^&*()"}
+    # Rule 2.28 trims to decide whether an id is sane; whether the id kept is the trimmed one is
+    # not said, so a padded id may come back either way.
+    sane = {"a": {"a"}, "x" * 128: {"x" * 128}, "  padded-id  ": {"padded-id", "  padded-id  "},
+            "id with spaces": {"id with spaces"}, "~!@#$%^&*()": {"~!@#$%^&*()"}}
     insane = ["", "   ", "x" * 129, " " + "y" * 129, "bad\x01id", "tab\tinside", "caf\u00e9", "new\nline", "del\x7f"]
     traceparent = f"00-{T1}-{S1}-01"
-    for value, want in sane.items():
+    for value, wanted in sane.items():
         ctx = extract({"X-Correlation-ID": value, "traceparent": traceparent})
         got = correlation_id({}, ctx)
-        expect(got == want, did=f"called extract_context with X-Correlation-ID {value!r} (and a traceparent)",
-               expected=f"the id kept: correlation_id({{}}, ctx) = {want!r}", saw=repr(got))
+        expect(got in wanted, did=f"called extract_context with X-Correlation-ID {value!r} (and a traceparent)",
+               expected=f"the id kept: correlation_id({{}}, ctx) = {' or '.join(sorted(map(repr, wanted)))}",
+               saw=repr(got))
     for value in insane:
         ctx = extract({"X-Correlation-ID": value, "traceparent": traceparent})
         got = correlation_id({}, ctx)
@@ -279,18 +282,20 @@ def test_only_a_sane_correlation_id_is_kept():
 def test_the_sampling_override_is_normalised():
     """X-Trace-Sampling: always, 1, true mean "always"; never, 0, false mean "never"; anything else None"""
     override = tc("sampling_override")
-    cases = {"always": "always", "1": "always", "true": "always", "ALWAYS": "always", "True": "always",
-             "TRUE": "always", "never": "never", "0": "never", "false": "never", "NEVER": "never",
-             "False": "never", "Never": "never", "sometimes": None, "": None, "2": None, "yes": None,
-             "no": None, "alwaysnever": None}
-    for value, want in cases.items():
+    # Rule 2.33 lists the values in lower case and does not say whether ALWAYS or True count:
+    # for those, "always"/"never" and None are both right.
+    cases = {"always": {"always"}, "1": {"always"}, "true": {"always"}, "ALWAYS": {"always", None},
+             "True": {"always", None}, "never": {"never"}, "0": {"never"}, "false": {"never"},
+             "NEVER": {"never", None}, "False": {"never", None}, "sometimes": {None}, "": {None}, "2": {None},
+             "yes": {None}, "no": {None}, "alwaysnever": {None}}
+    for value, wanted in cases.items():
         ctx = extract({"X-Trace-Sampling": value})
         try:
             got = override(ctx)
         except Exception as exc:  # noqa: BLE001
             got = f"{type(exc).__name__}: {exc}"
-        expect(got == want, did=f"called sampling_override(extract_context({{'X-Trace-Sampling': {value!r}}}))",
-               expected=repr(want), saw=repr(got))
+        expect(got in wanted, did=f"called sampling_override(extract_context({{'X-Trace-Sampling': {value!r}}}))",
+               expected=" or ".join(sorted(repr(w) for w in wanted)), saw=repr(got))
     got = override(extract({}))
     expect(got is None, did="called sampling_override(extract_context({}))", expected="None", saw=repr(got))
 

@@ -22,7 +22,7 @@ from opentelemetry.trace import INVALID_SPAN, NonRecordingSpan, SpanContext, Tra
 from kit.harness.expect import check, expect, fail
 from kit.harness.learner import attr, load
 from kit.harness.spans import describe, parent_id
-from checks.helpers import capture_log_events, make_telemetry
+from checks.helpers import baggage_entries, capture_log_events, make_telemetry
 
 CRITERION = "context-propagates"
 TC = "services.shared.trace_context"
@@ -104,7 +104,7 @@ def test_inject_writes_only_the_baggage_that_propagates():
     ctx = set_baggage_items(items, with_span(span_context()))
     did = f"called inject_context({{}}, ctx) with baggage {items}"
     written = lower(inject({}, ctx, did=did)).get("baggage", "")
-    keys = {part.split("=", 1)[0].strip() for part in written.split(",") if part.strip()}
+    keys = set(baggage_entries(written))
     want = {"user.id", "session.id", "order.id", "feature.new-cart", "experiment.price"}
     expect(keys == want, did=did, expected=f"a baggage header with exactly {sorted(want)}",
            saw=f"baggage: {written!r}")
@@ -240,7 +240,7 @@ async def test_server_spans_see_what_the_propagator_extracts():
                 self.asgi.handle_async_request(request), context=contextvars.Context())
 
     headers = {"B3": f"{B3_TRACE}-{B3_SPAN}-1", "Baggage": "user.id=u-door,secret.token=x",
-               "X-Correlation-ID": "corr-door", "X-Trace-Sampling": "ALWAYS"}
+               "X-Correlation-ID": "corr-door", "X-Trace-Sampling": "always"}
     did = f"instrumented a FastAPI app with instrument_app and sent GET /seen with {headers}"
     try:
         telemetry.instrument_app(app)
@@ -304,14 +304,17 @@ def test_correlation_id_precedence():
     kept = extract({"X-Correlation-ID": "corr-ctx", "traceparent": f"00-{TRACE}-{SPAN}-01"})
     traced = with_span(span_context())
     cases = [({"X-Correlation-ID": "corr-header"}, kept, "corr-header", "the header wins"),
-             ({"x-correlation-id": "  corr-trimmed "}, kept, "corr-trimmed", "the header, trimmed"),
+             ({"x-correlation-id": "  corr-trimmed "}, kept, ("corr-trimmed", "  corr-trimmed "),
+              "the header (sane once trimmed; rule 2.28 does not say whether it comes back trimmed)"),
              ({"X-Correlation-ID": "x" * 129}, kept, "corr-ctx", "a header that is not sane is passed over"),
              ({}, kept, "corr-ctx", "the id kept in the context"),
              ({"X-Correlation-ID": "   "}, traced, TRACE, "no id anywhere: the context's trace id"),
              ({}, traced, TRACE, "the context's trace id")]
     for headers, ctx, want, why in cases:
         got = correlation_id(headers, ctx)
-        expect(got == want, did=f"called correlation_id({headers!r}, ctx)", expected=f"{want!r}: {why}", saw=repr(got))
+        wanted = want if isinstance(want, tuple) else (want,)
+        expect(got in wanted, did=f"called correlation_id({headers!r}, ctx)",
+               expected=f"{' or '.join(map(repr, wanted))}: {why}", saw=repr(got))
     token = otel_context.attach(traced)
     try:
         current = correlation_id({})

@@ -12,7 +12,7 @@ from opentelemetry.trace import SpanKind
 from kit.harness.expect import check, expect
 from kit.harness.learner import attr
 from kit.harness.spans import describe, exception_events, find, is_error, span_id, trace_id
-from checks.helpers import RecordingSleep, ScriptedWire, make_telemetry, outcome_name, traced_client
+from checks.helpers import RecordingSleep, ScriptedWire, baggage_entries, make_telemetry, outcome_name, traced_client
 
 EXCEPTION_KEYS = ("exception.type", "exception.message", "exception.stacktrace")
 
@@ -192,7 +192,7 @@ async def test_every_attempt_sends_the_trace_headers():
                expected=f"attempt {n} to send traceparent 00-{want_trace}-{span_id(span)}-.. "
                         f"(this attempt's own CLIENT span, {span_id(span)}, as the parent)",
                saw=f"traceparent: {headers.get('traceparent')!r}", spans=every)
-        expect("user.id=u-7" in headers.get("baggage", ""), did=did,
+        expect(baggage_entries(headers.get("baggage")).get("user.id") == "u-7", did=did,
                expected=f"attempt {n} to send a baggage header with user.id=u-7",
                saw=f"baggage: {headers.get('baggage')!r}")
         expect(headers.get("x-service-name") == "checkout-service" and headers.get("x-service-version") == "3.1.4",

@@ -51,6 +51,18 @@ def error_rates(*a, **k): return [{**e, "window": "all"} for e in _rates(*a, **k
 def dependency_map(*a, **k): return [{**e, "p99_ms": 0.0} for e in _map(*a, **k)]
 """
 OTHER_READINGS = {
+    "2.33: X-Trace-Sampling values matched as written (ALWAYS and True mean nothing)": [
+        ("services/shared/trace_context.py",
+         'value = _SAMPLING_VALUES.get((_first(getter, carrier, SAMPLING_HEADER) or "").lower())',
+         'value = _SAMPLING_VALUES.get(_first(getter, carrier, SAMPLING_HEADER) or "")'),
+    ],
+    "2.28: a sane X-Correlation-ID kept as it came, untrimmed": [
+        ("services/shared/trace_context.py",
+         '    value = value.strip()\n    if 1 <= len(value) <= 128 and all(" " <= ch <= "~" for ch in value):\n'
+         '        return value',
+         '    trimmed = value.strip()\n    if 1 <= len(trimmed) <= 128 and all(" " <= ch <= "~" for ch in trimmed):\n'
+         '        return value'),
+    ],
     "0.10: result dicts with more keys than the reference lists (E1 to E4)": [
         ("services/api_gateway/analytics.py", None, EXTRA_KEYS),
         ("services/api_gateway/slo.py", None,
