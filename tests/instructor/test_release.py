@@ -231,17 +231,23 @@ def test_it_installs(release, tmp_path):
     assert "grade.py" in built and "kit/grading/runner.py" in built and "kit/instructor/release.py" in built
 
 
-def test_its_notebook_runs_on_its_exercise(release):
+def _run_on_the_exercise(release: Path, notebook: str):
+    """The release's notebook, executed on its exercise/ (cell errors fail the test)."""
     nbclient = pytest.importorskip("nbclient")
     import nbformat
 
-    nb = nbformat.read(release / "notebooks" / "01-telemetry.ipynb", as_version=4)
+    nb = nbformat.read(release / "notebooks" / notebook, as_version=4)
     client = nbclient.NotebookClient(nb, timeout=300, kernel_name="python3", allow_errors=True,
                                      resources={"metadata": {"path": str(release / "notebooks")}})
     client.execute(env={**_env(release), "WORKSHOP_NOTEBOOK_TREE": "exercise"})
     errors = [f"{out.ename}: {out.evalue}" for cell in nb.cells if cell.cell_type == "code"
               for out in cell.outputs if out.output_type == "error"]
     assert not errors, errors
+    return nb
+
+
+def test_its_notebook_runs_on_its_exercise(release):
+    nb = _run_on_the_exercise(release, "01-telemetry.ipynb")
     shown = [out for cell in nb.cells if cell.cell_type == "code" for out in cell.outputs
              if "text/html" in out.get("data", {}) and "checks passed" in out["data"]["text/html"]]
     assert shown, "the notebook's check() cell shows its scorecard"
@@ -250,16 +256,7 @@ def test_its_notebook_runs_on_its_exercise(release):
 def test_an_extension_notebook_runs_on_its_exercise_with_no_reference(release):
     """Notebook 09 (E1) in the release, on the exercise's stubs: no cell error, each comparison
     shows the learner's result alone with the line naming the check, and the check still grades."""
-    nbclient = pytest.importorskip("nbclient")
-    import nbformat
-
-    nb = nbformat.read(release / "notebooks" / "09-e1-trace-analytics.ipynb", as_version=4)
-    client = nbclient.NotebookClient(nb, timeout=300, kernel_name="python3", allow_errors=True,
-                                     resources={"metadata": {"path": str(release / "notebooks")}})
-    client.execute(env={**_env(release), "WORKSHOP_NOTEBOOK_TREE": "exercise"})
-    errors = [f"{out.ename}: {out.evalue}" for cell in nb.cells if cell.cell_type == "code"
-              for out in cell.outputs if out.output_type == "error"]
-    assert not errors, errors
+    nb = _run_on_the_exercise(release, "09-e1-trace-analytics.ipynb")
     html = "\n".join(out["data"]["text/html"] for cell in nb.cells if cell.cell_type == "code"
                      for out in cell.outputs if "text/html" in out.get("data", {}))
     assert html.count('The learner release has no reference answer here: `check("E1")` grades it') == 4
