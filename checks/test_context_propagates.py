@@ -167,8 +167,8 @@ async def test_order_log_carries_the_trace_id(mesh):
            saw=f"events: {[e.get('event') for e in logs][:8]}")
     event = events[0]
     duration = event.get("duration_ms")
-    expect(event.get("order_id") == "ord-log-1" and event.get("trace_id") in traces
-           and re.fullmatch(r"[0-9a-f]{32}", str(event.get("trace_id")))
+    expect(event.get("order_id") == "ord-log-1" and str(event.get("trace_id")).lower() in traces
+           and re.fullmatch(r"[0-9a-fA-F]{32}", str(event.get("trace_id")))
            and isinstance(duration, (int, float)) and not isinstance(duration, bool) and duration >= 0, did=did,
            expected="order_id=ord-log-1, trace_id = the order service's trace id (32 hex digits), duration_ms a "
                     "number of milliseconds (>= 0)",

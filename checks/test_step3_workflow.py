@@ -301,7 +301,8 @@ async def test_business_failures_return_and_exceptions_raise():
                    expected=f"{{'status': 'success', 'order_id': {ORDER['id']!r}, 'confirmation_number': ..., "
                             f"'estimated_delivery': ...}} returned", saw=_outcome(run), spans=run.spans)
         elif case.result is not None:
-            expect(run.error is None and run.result == {"status": "failed", "reason": case.result}, did=did,
+            result = run.result if isinstance(run.result, dict) else {}
+            expect(run.error is None and {"status": "failed", "reason": case.result}.items() <= result.items(), did=did,
                    expected=f"{{'status': 'failed', 'reason': {case.result!r}}} returned (a business failure, "
                             "not an exception)", saw=_outcome(run), spans=run.spans)
         else:
@@ -338,10 +339,14 @@ async def test_exception_is_recorded_on_the_step_where_it_happened():
         failing = case.downstream.get("payment", case.downstream.get("reserve", case.downstream.get("check")))
         name = failing.__name__ if isinstance(failing, type) else None
         spans = run.named(case.raised_in)
-        events = [e for e in exception_events(spans[0]) if _complete(e, name)] if spans else []
+        # Rule 3.22: the innermost span where it happened; a span of the learner's own inside the
+        # step (around the call, say) is innermost then.
+        inner = [s for s in run.spans if spans and spans[0] in ancestors(run.spans, s)]
+        events = [e for s in spans[:1] + inner for e in exception_events(s) if _complete(e, name)]
         expect(events, did=did,
-               expected=f"{case.raised_in} (the innermost span where it happened) to record an 'exception' event "
-                        f"with exception.type{f' ({name})' if name else ''}, exception.message and exception.stacktrace",
+               expected=f"{case.raised_in} (the innermost span where it happened), or a span of yours inside it, to "
+                        f"record an 'exception' event with exception.type{f' ({name})' if name else ''}, "
+                        "exception.message and exception.stacktrace",
                saw=(f"its events: {[(e.name, dict(e.attributes or {}).get('exception.type')) for e in spans[0].events]}"
                     if spans and spans[0].events else
                     f"no event on {case.raised_in}" if spans else f"no {case.raised_in} span"), spans=run.spans)
