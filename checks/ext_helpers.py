@@ -90,6 +90,18 @@ def cut_to(entries, wanted: set[str], did) -> list[dict]:
     return [{k: entry[k] for k in entry if k in wanted} for entry in entries]
 
 
+def same(got, want) -> bool:
+    """`got` equals `want`, numbers up to float rounding (`close`): lists and tuples item by item,
+    dicts key by key. An error rate computed as 1 - ok/n is as right as errors/n (rule 0.10)."""
+    if isinstance(want, dict):
+        return isinstance(got, dict) and got.keys() == want.keys() and all(same(got[k], want[k]) for k in want)
+    if isinstance(want, (list, tuple)):
+        return isinstance(got, (list, tuple)) and len(got) == len(want) and all(map(same, got, want))
+    if isinstance(want, (int, float)) and not isinstance(want, bool):
+        return isinstance(got, (int, float)) and not isinstance(got, bool) and close(got, want)
+    return got == want
+
+
 def close(a, b, tol: float = 1e-9) -> bool:
     """Numbers equal up to float rounding (infinities equal themselves)."""
     try:

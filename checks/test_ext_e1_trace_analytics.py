@@ -12,7 +12,7 @@ import random
 from hypothesis import strategies as st
 
 from kit.harness.generated import generated
-from checks.ext_helpers import call, cut_to, shown, span
+from checks.ext_helpers import call, cut_to, same, shown, span
 from checks.oracles.e1 import oracle_rates, oracle_slowest
 from kit.harness.expect import check, expect, fail
 
@@ -50,7 +50,7 @@ def test_e1_percentiles_are_the_nearest_rank():
         spans = [span("GET /items", service="catalog", duration=v) for v in values]
         got = slowest(spans)
         want = oracle_slowest(spans)
-        expect(got == want, did=f"ranked one operation whose {n} durations are 10, 20, ..., {n * 10} ms (shuffled)",
+        expect(same(got, want), did=f"ranked one operation whose {n} durations are 10, 20, ..., {n * 10} ms (shuffled)",
                expected=f"{want} (nearest rank: sorted(values)[ceil(N / 100 * n) - 1], always one of the values)",
                saw=got)
 
@@ -68,7 +68,7 @@ def test_e1_operations_are_server_and_internal_spans_by_service_and_name():
              span("SELECT stock", service="inventory-service", kind="CLIENT", duration=700)]
     got = slowest(spans)
     want = oracle_slowest(spans)
-    expect(got == want, did="ranked " + shown(spans),
+    expect(same(got, want), did="ranked " + shown(spans),
            expected=f"{want} (CLIENT, PRODUCER and CONSUMER spans are no operation; the same name in two services "
                     "is two operations)", saw=got)
     expect(slowest([]) == [], did="ranked no spans", expected="[]", saw=slowest([]))
@@ -84,7 +84,7 @@ def test_e1_operations_sorted_by_p95_then_service_then_operation():
     spans += [span("spiky", service="s4", duration=1000 if i == 0 else 1) for i in range(20)]
     got = _operations(slowest(spans))
     want = _operations(oracle_slowest(spans))
-    expect(got == want, did="ranked " + shown(spans),
+    expect(same(got, want), did="ranked " + shown(spans),
            expected=f"{want} (p95 descending: tail's p95 is 80 although its p50 is 10, spiky's is 1 although its "
                     "max is 1000; ties by service, then operation, both ascending)", saw=got)
 
@@ -96,7 +96,7 @@ def test_e1_at_most_top_operations():
     for top, size in ((None, 10), (0, 0), (1, 1), (3, 3), (12, 12), (50, 12)):
         got = slowest(spans) if top is None else slowest(spans, top=top)
         want = oracle_slowest(spans, 10 if top is None else top)
-        expect(got == want, did=f"ranked 12 operations with {'the default top' if top is None else f'top={top}'}",
+        expect(same(got, want), did=f"ranked 12 operations with {'the default top' if top is None else f'top={top}'}",
                expected=f"the {size} slowest: {_operations(want)}", saw=f"{len(got)} entries: {_operations(got)}")
 
 
@@ -116,7 +116,7 @@ def test_e1_error_rates_count_failed_requests_per_service():
              span("POST /inventory/check", service="inventory-service", status="ERROR")]
     got = rates(spans)
     want = oracle_rates(spans)
-    expect(got == want, did="asked the error rates of " + shown(spans),
+    expect(same(got, want), did="asked the error rates of " + shown(spans),
            expected=f"{want} (only SERVER spans are requests; payment-service has none, so no entry)", saw=got)
     expect(rates([]) == [], did="asked the error rates of no spans", expected="[]", saw=rates([]))
 
@@ -129,7 +129,7 @@ def test_e1_error_rates_sorted_by_service():
               ("auth-service", "UNSET"), ("order-service", "UNSET"))]
     got = [e.get("service") if isinstance(e, dict) else e for e in rates(spans)]
     want = sorted({s.service for s in spans})
-    expect(got == want, did="asked the error rates of requests of four services", expected=f"{want}", saw=got)
+    expect(same(got, want), did="asked the error rates of requests of four services", expected=f"{want}", saw=got)
 
 
 # -- generated span sets against the oracles ----------------------------------------------------
@@ -159,7 +159,7 @@ def test_e1_slowest_operations_match_an_oracle_on_generated_spans():
     def agree(spans, top):
         got = slowest(spans, top=top)
         want = oracle_slowest(spans, top)
-        expect(got == want, did=f"ranked, with top={top}, " + shown(spans), expected=f"{want}", saw=got)
+        expect(same(got, want), did=f"ranked, with top={top}, " + shown(spans), expected=f"{want}", saw=got)
 
     agree()
 
@@ -173,6 +173,6 @@ def test_e1_error_rates_match_an_oracle_on_generated_spans():
     def agree(spans):
         got = rates(spans)
         want = oracle_rates(spans)
-        expect(got == want, did="asked the error rates of " + shown(spans), expected=f"{want}", saw=got)
+        expect(same(got, want), did="asked the error rates of " + shown(spans), expected=f"{want}", saw=got)
 
     agree()

@@ -20,7 +20,7 @@ from urllib.parse import unquote
 from hypothesis import strategies as st
 
 from kit.harness.generated import generated
-from checks.ext_helpers import call, shown, span
+from checks.ext_helpers import call, same, shown, span
 from checks.oracles.e2 import oracle_variants
 from kit.harness.expect import check, expect, fail
 from kit.harness.learner import load
@@ -193,7 +193,7 @@ def test_e2_compare_variants_reads_the_gateways_order_requests():
              order(900, "ERROR", name="GET /health", variant="treatment")]
     got = compare(spans, EXPERIMENT)
     want = oracle_variants(spans, EXPERIMENT)
-    expect(got == want, did=f"compared the variants of {EXPERIMENT!r} over " + shown(spans),
+    expect(same(got, want), did=f"compared the variants of {EXPERIMENT!r} over " + shown(spans),
            expected=f"{want} (one order per variant: the others are not the gateway's order requests, or carry "
                     "no variant of this experiment)", saw=got)
     expect(compare([], EXPERIMENT) == {}, did="compared the variants over no spans", expected="{}",
@@ -208,7 +208,7 @@ def test_e2_compare_variants_figures_per_variant():
              + [order(5.0, "ERROR", variant="beta"), order(15.0, variant="beta")])
     got = compare(spans, EXPERIMENT)
     want = oracle_variants(spans, EXPERIMENT)
-    expect(got == want, did="compared 20 control orders of 1..20 ms (those of 7 and 14 ms failed), one treatment "
+    expect(same(got, want), did="compared 20 control orders of 1..20 ms (those of 7 and 14 ms failed), one treatment "
            "order of 42 ms and two beta orders (5 ms failed, 15 ms)",
            expected=f"{want} (nearest rank: p95 of 20 values is the 19th)", saw=got)
 
@@ -232,7 +232,7 @@ def test_e2_compare_variants_matches_an_oracle_on_generated_spans():
     def agree(spans):
         got = compare(spans, EXPERIMENT)
         want = oracle_variants(spans, EXPERIMENT)
-        expect(got == want, did=f"compared the variants of {EXPERIMENT!r} over " + shown(spans),
+        expect(same(got, want), did=f"compared the variants of {EXPERIMENT!r} over " + shown(spans),
                expected=f"{want}", saw=got)
 
     agree()

@@ -11,7 +11,7 @@ from __future__ import annotations
 from hypothesis import strategies as st
 
 from kit.harness.generated import generated
-from checks.ext_helpers import BASE, call, close, cut_to, shown, span
+from checks.ext_helpers import BASE, call, cut_to, same, shown, span
 from kit.harness.expect import check, expect, fail
 from kit.harness.learner import attr
 from checks.oracles.e3 import oracle_slo
@@ -34,10 +34,6 @@ def oracle(objective_slo, spans, start_ms=None, end_ms=None):
     """The oracle's result for this SLO, given its fields."""
     return oracle_slo(objective_slo.name, objective_slo.service, objective_slo.operation, objective_slo.objective,
                       objective_slo.latency_ms, spans, start_ms, end_ms)
-
-
-def same(got, want) -> bool:
-    return all(close(got.get(k), v) if isinstance(v, float) else got.get(k) == v for k, v in want.items())
 
 
 def counts(result):

@@ -12,7 +12,7 @@ from __future__ import annotations
 from hypothesis import strategies as st
 
 from kit.harness.generated import generated
-from checks.ext_helpers import call, cut_to, shown, span
+from checks.ext_helpers import call, cut_to, same, shown, span
 from checks.oracles.e4 import oracle_dependency_map
 from kit.harness.expect import check, expect, fail
 
@@ -56,7 +56,7 @@ def test_e4_edges_of_one_trace_follow_step_5():
         span("inner", service="order-service", kind="INTERNAL", trace=1, span_id=11, parent=10, duration=2)]
     got = dependency_map(spans)
     want = oracle_dependency_map(spans)
-    expect(got == want, did="drew the dependency map of " + shown(spans),
+    expect(same(got, want), did="drew the dependency map of " + shown(spans),
            expected=f"{want} (a CLIENT span with a child is no call to its db.system; db.system before "
                     "peer.service or server.address; no edge without any; an INTERNAL span is no call)",
            saw=got, spans=spans)
@@ -73,7 +73,7 @@ def test_e4_edges_are_summed_over_traces_with_parents_in_their_own_trace():
                      duration=12)])
     got = dependency_map(spans)
     want = oracle_dependency_map(spans)
-    expect(got == want, did="drew the dependency map of " + shown(spans),
+    expect(same(got, want), did="drew the dependency map of " + shown(spans),
            expected=f"{want} (three calls gateway -> order, one failed; trace 4's span names a parent id that "
                     "exists only in other traces, so it is a root there)", saw=got, spans=spans)
 
@@ -87,7 +87,7 @@ def test_e4_latency_is_the_duration_of_the_callers_span():
             spans += call_tree(t + 1, gateway_ms=10.0 * (t + 1), order_ms=1.0 + t, db=100.0 + t)
         got = dependency_map(spans)
         want = oracle_dependency_map(spans)
-        expect(got == want, did=f"drew the dependency map of {n} traces gateway -> order -> sqlite whose gateway "
+        expect(same(got, want), did=f"drew the dependency map of {n} traces gateway -> order -> sqlite whose gateway "
                f"CLIENT spans last 10, 20, ... ms (the order-service spans under them 1, 2, ... ms)",
                expected=f"{want} (a call's latency is the caller's span: the gateway's CLIENT span for "
                         "gateway -> order, the childless CLIENT span itself for order -> sqlite)", saw=got)
@@ -104,7 +104,7 @@ def test_e4_edges_sorted_by_caller_then_callee():
                    attributes={"db.system": "redis"}) for i in (1, 2, 3)]
     got = [(e["caller"], e["callee"]) for e in dependency_map(spans)]
     want = [(e["caller"], e["callee"]) for e in oracle_dependency_map(spans)]
-    expect(got == want, did="drew the dependency map of childless CLIENT spans to five targets (one called three times)",
+    expect(same(got, want), did="drew the dependency map of childless CLIENT spans to five targets (one called three times)",
            expected=f"{want} (by caller, then callee; not by number of calls)", saw=got)
 
 
@@ -115,7 +115,7 @@ def test_e4_a_duplicated_span_is_counted_once():
     spans = spans + [spans[2], spans[3]]   # the order-service span and its database call, exported twice
     got = dependency_map(spans)
     want = oracle_dependency_map(spans)
-    expect(got == want, did="drew the dependency map of " + shown(spans),
+    expect(same(got, want), did="drew the dependency map of " + shown(spans),
            expected=f"{want} (a duplicated span id is kept once)", saw=got)
 
 

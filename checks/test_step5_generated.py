@@ -339,7 +339,7 @@ def test_generated_timelines_match_the_oracle():
         did = _did("called build_timeline", spans)
         rows = call("build_timeline", spans)
         try:
-            got = [(r["span_id"], r["parent_span_id"], round(r["offset_ms"], 6), r["duration_ms"], r["depth"], r["status"])
+            got = [(r["span_id"], r["parent_span_id"] or None, round(r["offset_ms"], 6), r["duration_ms"], r["depth"], r["status"])
                    for r in rows]
             named = all(r["name"] == s.name and r["service"] == s.service
                         for r in rows for s in spans if s.span_id == r["span_id"])
