@@ -47,7 +47,9 @@ async def _all_client_spans(script, method):
     async with traced_client(telemetry, wire, max_retries=3, failure_threshold=1000) as client:
         try:
             await client.request(method, "http://catalog-service:9100/items")
-        except httpx.TransportError:
+        except NotImplementedError:
+            raise
+        except Exception:  # noqa: BLE001 - out of retries, raising is allowed: the spans are what counts here
             pass
     telemetry.force_flush()
     return _client_spans(exporter), wire, list(exporter.get_finished_spans())

@@ -3,6 +3,8 @@ services, every call between services is a CLIENT span with the callee's SERVER 
 child, and the HTTP client's retries and circuit breaker show in the trace."""
 from __future__ import annotations
 
+import contextlib
+
 import httpx
 import respx
 from opentelemetry.sdk.trace.export import SpanExportResult
@@ -197,9 +199,11 @@ async def test_post_without_idempotency_key_is_never_retried():
     router = respx.MockRouter(assert_all_mocked=True)
     route = router.post("http://busy-service:9000/charge").mock(return_value=httpx.Response(503))
     async with traced_client(telemetry, router, max_retries=3) as client:
-        await client.post("http://busy-service:9000/charge", json={"amount": 1})
-        plain = route.call_count
-        await client.post("http://busy-service:9000/charge", json={"amount": 1}, headers={"Idempotency-Key": "k-1"})
+        for headers in ({}, {"Idempotency-Key": "k-1"}):
+            with contextlib.suppress(httpx.HTTPError):  # a last 503 may be returned or raised
+                await client.post("http://busy-service:9000/charge", json={"amount": 1}, headers=headers)
+            if not headers:
+                plain = route.call_count
         keyed = route.call_count - plain
     expect(plain == 1 and keyed == 4, did="POSTed to a host answering 503, without and then with an Idempotency-Key",
            expected="1 attempt without the key, 4 (1 + 3 retries) with it",
