@@ -51,6 +51,14 @@ def error_rates(*a, **k): return [{**e, "window": "all"} for e in _rates(*a, **k
 def dependency_map(*a, **k): return [{**e, "p99_ms": 0.0} for e in _map(*a, **k)]
 """
 OTHER_READINGS = {
+    "4.16: out of retries on a 429 or a 5xx (or on a 500/501), the client raises instead of returning": [
+        ("services/shared/http_client.py",
+         '                failed = response.status_code >= 500\n                return response',
+         '                failed = response.status_code >= 500\n'
+         '                if response.status_code == 429 or failed:\n'
+         '                    response.raise_for_status()\n'
+         '                return response'),
+    ],
     "2.33: X-Trace-Sampling values matched as written (ALWAYS and True mean nothing)": [
         ("services/shared/trace_context.py",
          'value = _SAMPLING_VALUES.get((_first(getter, carrier, SAMPLING_HEADER) or "").lower())',
