@@ -138,17 +138,34 @@ def picture_records(records, base_ms: float = 0.0) -> str:
 
 
 @contextlib.contextmanager
-def capture_log_events(logs_module=None):
+def capture_log_events(logs_module=None, *, stdlib: bool = False):
     """Every structlog event logged inside the block, as the dict the configured processors made.
 
     `structlog.testing.capture_logs()` replaces the processors, so Step 2's `add_trace_ids` (which
     the provided `services/shared/logs.py` puts in the chain) never runs under it. This keeps the
     configured chain, set up by `logs_module.configure_logging()` when a module is given, and
-    swaps only its final renderer for a capture; the previous configuration comes back after."""
+    swaps only its final renderer for a capture; the previous configuration comes back after.
+    With `stdlib`, records of the standard `logging` module are captured too (as
+    `{"event": message, "log_level": ..., **extra}`), whatever their level: a rule that says only
+    "logs" does not say through which library."""
+    import logging
+
     import structlog
 
     previous = structlog.get_config()
     events: list[dict] = []
+    plain = logging.LogRecord("", 0, "", 0, "", (), None).__dict__.keys() | {"message", "asctime"}
+
+    class Capture(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            events.append({"event": record.getMessage(), "log_level": record.levelname.lower(),
+                           **{k: v for k, v in record.__dict__.items() if k not in plain}})
+
+    root, handler = logging.getLogger(), Capture(logging.DEBUG)
+    level = root.level
+    if stdlib:
+        root.addHandler(handler)
+        root.setLevel(logging.DEBUG)
 
     def capture(logger, method_name, event_dict):
         events.append(dict(event_dict))
@@ -166,6 +183,9 @@ def capture_log_events(logs_module=None):
         yield events
     finally:
         structlog.configure(**previous)
+        if stdlib:
+            root.removeHandler(handler)
+            root.setLevel(level)
 
 
 def call_learner(module: str, name: str, *args, **kwargs):

@@ -158,7 +158,7 @@ async def test_order_log_carries_the_trace_id(mesh):
     did = "sent order ord-log-1 and captured the order service's log (through the provided logging set-up)"
     # The provided services/shared/logs.py chain runs, Step 2's add_trace_ids included: a workflow that
     # relies on it for trace_id is as right as one that passes trace_id itself.
-    with capture_log_events(load("services.shared.logs")) as logs:
+    with capture_log_events(load("services.shared.logs"), stdlib=True) as logs:  # rule 3.23 names no library
         await mesh.order(order_id="ord-log-1")
     spans = mesh.spans()
     events = [e for e in logs if e.get("event") == "Order processed successfully"]
