@@ -245,7 +245,7 @@ def test_only_the_allowed_baggage_keys_are_kept():
                "feature.dark.mode": "on", "experiment.pricing": "b"}
     denied = {"secret.token": "hunter2", "user": "x", "user.idx": "x", "userid": "x", "features.x": "x",
               "feature": "x", "experiment": "x", "xfeature.y": "x", "order.id.extra": "x", "session": "x",
-              "my.experiment.z": "x"}
+              "my.experiment.z": "x", "Feature.beta": "x", "EXPERIMENT.z": "x"}  # keys are case-sensitive
     header = ",".join(f"{k}={v}" for k, v in {**denied, **allowed}.items())
     items = tc("get_baggage_items")(extract({"baggage": header}))
     expect(items == allowed, did=f"called extract_context with baggage: {header}",
