@@ -36,6 +36,11 @@ class Bytecode:
         self.sources = {name: data for name, data in kit_files.files.items() if name.endswith(".py")}
         self.pycs: dict[str, bytes] = {}          # relative .pyc path -> bytes
         self._thread: threading.Thread | None = None
+        self._stopped = threading.Event()
+
+    def stop(self) -> None:
+        """Write nothing more (Ctrl-C: the copy is about to be removed)."""
+        self._stopped.set()
 
     def start(self, root: Path) -> None:
         """Compile (the first time) and write every `.pyc` under `root`, in a background thread."""
@@ -59,7 +64,12 @@ class Bytecode:
                 except (SyntaxError, ValueError):
                     continue  # the warm parent reports it, from the source
                 self.pycs[pyc] = bytes(_code_to_hash_pyc(code, importlib.util.source_hash(data), checked=True))
-            _write_whole(root / pyc, self.pycs[pyc])
+            if self._stopped.is_set():
+                return
+            try:
+                _write_whole(root / pyc, self.pycs[pyc])
+            except OSError:
+                return  # the copy is gone (Ctrl-C removed the grader's folder): write nothing back
 
     def changes(self, root: Path) -> list[str]:
         """`.pyc` files under `root` that this process did not write, or that differ."""
@@ -98,7 +108,9 @@ def _read(path: Path) -> bytes | None:
 
 
 def _write_whole(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Write `data` whole, then rename it into place. Only the `__pycache__` folder is made: a
+    copy removed meanwhile is never made again."""
+    path.parent.mkdir(exist_ok=True)
     partial = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.partial")
     partial.write_bytes(data)
     os.replace(partial, path)

@@ -142,6 +142,9 @@ class Zygote:
             raise GradingError("interrupted")
         self._state: dict = {"replies": {}, "exited": {}, "spawned": set(), "ready": False, "error": None}
         self.kit_files.restore(self.kit_root)
+        if self._abandoned:  # Ctrl-C came while the copy was rewritten: remove it again
+            forget_folder(self.scratch)
+            raise GradingError("interrupted")
         self.bytecode.start(self.kit_root)   # while the warm parent imports its dependencies
         log = open(self.scratch / "zygote.log", "ab")
         try:
@@ -299,6 +302,8 @@ class Zygote:
         at once. Several gradings may run at the same time on one warm parent and the grader
         cannot tell whose code wrote there, so every grading in progress gets the warning."""
         with self._cond:
+            if self._abandoned:  # Ctrl-C removed the copy: nothing to compare, nothing to write back
+                return []
             changed = self.kit_files.changes(self.kit_root) + self.bytecode.changes(self.kit_root)
             if changed:
                 self.kit_files.restore(self.kit_root)
@@ -338,6 +343,7 @@ class Zygote:
         """On Ctrl-C, without waiting for anything: kill the warm parent (its sandbox, and every
         child with it) and remove the scratch folder. No warm parent is started again after this."""
         self._abandoned = True
+        self.bytecode.stop()
         proc = self._proc
         if proc is not None:
             sandbox.kill(proc, timeout_s=1.0) if proc.args[:1] != [sys.executable] else proc.kill()
