@@ -105,17 +105,19 @@ def generated(*strategies: Any, examples: Any = (), **overrides: Any) -> Callabl
             if cases is None:
                 live()
                 return
+            def args_of(case) -> tuple:  # decoded afresh each time: the learner's code may change them
+                return case if isinstance(case, tuple) else tuple(decode(case))
+
             for case in [*fixed, *cases]:
-                args = case if isinstance(case, tuple) else tuple(decode(case))
                 try:
-                    test(*args)
+                    test(*args_of(case))
                 except Rejected:  # a case the check cannot judge, skipped as Hypothesis does
                     continue
                 except Exception:
                     if _released():   # new inputs would have no recorded answer: this case's own failure
                         raise
                     live()
-                    test(*(case if isinstance(case, tuple) else tuple(decode(case))))
+                    test(*args_of(case))
                     raise
         run.hypothesis = live
         return run
@@ -209,16 +211,14 @@ def _name(cls: type) -> str:
 
 def _type(name: str) -> Any:
     module, qualname = name.split(":")
+    first, *rest = qualname.split(".")
     if module == "services" or module.startswith("services."):
-        from kit.harness.learner import (
-            attr,  # the target tree's types, through the contract's names
-        )
-        found = attr(module, qualname.split(".")[0])
+        # The target tree's types, through the contract's names.
+        from kit.harness.learner import attr
+        found = attr(module, first)
     else:
-        found = importlib.import_module(module)
-        for part in qualname.split(".")[:1]:
-            found = getattr(found, part)
-    for part in qualname.split(".")[1:]:
+        found = getattr(importlib.import_module(module), first)
+    for part in rest:
         found = getattr(found, part)
     return found
 
