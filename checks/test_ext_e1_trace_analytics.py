@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import random
 
-from hypothesis import strategies as st
-
 from kit.harness.generated import generated
 from checks.ext_helpers import call, cut_to, same, shown, span
 from checks.oracles.e1 import oracle_rates, oracle_slowest
 from kit.harness.expect import check, expect, fail
+from kit.harness.strategies import st
 
 ANALYTICS = "services.api_gateway.analytics"
 OPERATION_KEYS = {"service", "operation", "count", "p50_ms", "p95_ms", "p99_ms", "max_ms"}

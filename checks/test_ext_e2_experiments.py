@@ -17,14 +17,13 @@ from collections import Counter
 from pathlib import Path
 from urllib.parse import unquote
 
-from hypothesis import strategies as st
-
 from kit.harness.generated import generated
 from checks.ext_helpers import call, same, shown, span
 from checks.oracles.e2 import oracle_variants
 from kit.harness.expect import check, expect, fail
 from kit.harness.learner import load
 from kit.harness.spans import describe, find, service_of
+from kit.harness.strategies import st
 
 EXPERIMENTS = "services.shared.experiments"
 FIGURE_KEYS = {"orders", "errors", "error_rate", "p50_ms", "p95_ms"}

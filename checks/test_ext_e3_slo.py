@@ -8,12 +8,11 @@ spans and windows against the small oracle of checks/oracles/e3.py.
 """
 from __future__ import annotations
 
-from hypothesis import strategies as st
-
 from kit.harness.generated import generated
 from checks.ext_helpers import BASE, call, cut_to, same, shown, span
 from kit.harness.expect import check, expect, fail
 from kit.harness.learner import attr
+from kit.harness.strategies import st
 from checks.oracles.e3 import oracle_slo
 
 SLO_MODULE = "services.api_gateway.slo"

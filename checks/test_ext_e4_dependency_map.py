@@ -9,12 +9,11 @@ checks/oracles/e4.py.
 """
 from __future__ import annotations
 
-from hypothesis import strategies as st
-
 from kit.harness.generated import generated
 from checks.ext_helpers import call, cut_to, same, shown, span
 from checks.oracles.e4 import oracle_dependency_map
 from kit.harness.expect import check, expect, fail
+from kit.harness.strategies import st
 
 ANALYTICS = "services.api_gateway.analytics"
 EDGE_KEYS = {"caller", "callee", "calls", "errors", "p50_ms", "p95_ms"}

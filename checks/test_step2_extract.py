@@ -10,7 +10,6 @@ Hypothesis (deterministically) and compares the parent found with a small oracle
 """
 from __future__ import annotations
 
-from hypothesis import strategies as st
 from opentelemetry import context as otel_context
 from opentelemetry import trace as otel_trace
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -20,6 +19,7 @@ from kit.harness.answers import NoAnswer
 from kit.harness.expect import check, expect, fail
 from kit.harness.generated import generated
 from kit.harness.learner import attr
+from kit.harness.strategies import st
 from checks.oracles.step2 import oracle_parents
 
 CRITERION = "context-propagates"

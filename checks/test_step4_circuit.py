@@ -9,14 +9,13 @@ import asyncio
 from dataclasses import dataclass, field
 
 import httpx
-from hypothesis import Phase
-from hypothesis import strategies as st
 from opentelemetry.trace import SpanKind
 
 from kit.harness.expect import check, expect, fail
 from kit.harness.generated import generated
 from kit.harness.learner import attr
 from kit.harness.spans import describe, is_error
+from kit.harness.strategies import Phase, st
 from checks.helpers import FakeClock, ScriptedWire, make_telemetry, outcome_name, traced_client
 from checks.oracles.step4 import oracle_circuit_story
 

@@ -13,11 +13,10 @@ Times are whole milliseconds from an epoch base, so every sum and difference is 
 """
 from __future__ import annotations
 
-from hypothesis import strategies as st
-
 from kit.harness.expect import check, expect, fail
 from kit.harness.generated import Rejected, generated as replayed
 from kit.harness.learner import attr
+from kit.harness.strategies import st
 from checks.helpers import call_learner, picture_records
 from checks.oracles.step5 import (oracle_critical_path, oracle_dependencies, oracle_node_tree, oracle_self_times,
                                   oracle_timeline, oracle_total, oracle_tree)
@@ -32,7 +31,6 @@ SERVICES = ("api-gateway", "order-service", "payment-service")
 TARGETS = ({}, {"db.system": "redis"}, {"peer.service": "ledger"}, {"server.address": "api.example"},
            {"db.system": "sqlite", "peer.service": "ledger", "server.address": "10.0.0.9"}, {"http.route": "/x"})
 EPS = 1e-6
-
 
 
 def _record(**fields):

@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import warnings
 
-from hypothesis import strategies as st
 from opentelemetry import trace as otel_trace
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
@@ -22,6 +21,7 @@ from structlog.testing import capture_logs
 from kit.harness.expect import check, expect, fail
 from kit.harness.generated import generated
 from kit.harness.learner import attr
+from kit.harness.strategies import st
 from checks.helpers import FakeClock
 
 SAMPLING = "services.shared.sampling"

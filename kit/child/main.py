@@ -143,6 +143,16 @@ def be_the_child(message: dict, proto_in: int, proto_out: int) -> None:
     leave(os.waitstatus_to_exitcode(status))
 
 
+def tune_interpreter() -> None:
+    """The interpreter settings every grading child runs the checks with (after the warm
+    parent's `gc.freeze()`)."""
+    gc.set_threshold(20_000, 20, 20)
+    random.seed(0)  # Python reseeds at fork; one seed for every child makes runs repeatable
+    # A thread of the learner's that never sleeps holds the GIL for a whole switch interval
+    # each time the checks wait on anything; a short interval keeps the checks moving.
+    sys.setswitchinterval(0.0005)
+
+
 def _grade_here(message: dict, log: int, events_fd: int | None = None) -> None:
     code = 70
     try:
@@ -156,11 +166,7 @@ def _grade_here(message: dict, log: int, events_fd: int | None = None) -> None:
         os.environ.clear()
         os.environ.update(message["env"])
         os.chdir(message["cwd"])
-        gc.set_threshold(20_000, 20, 20)
-        random.seed(0)  # Python reseeds at fork; one seed for every child makes runs repeatable
-        # A thread of the learner's that never sleeps holds the GIL for a whole switch interval
-        # each time the checks wait on anything; a short interval keeps the checks moving.
-        sys.setswitchinterval(0.0005)
+        tune_interpreter()
         code = run(message["request"], bytes.fromhex(message["key"]), events_fd)
     except BaseException:  # noqa: BLE001 - whatever happens, this child must not return
         traceback.print_exc()

@@ -39,6 +39,7 @@ from kit import ROOT
 from kit.grading.errors import GradingError, listed as _listed, log_tail as _tail
 from kit.grading.integrity import KitFiles
 from kit.grading.protocol import EVENT, verify
+from kit.grading.shares import split as shares_of
 from kit.grading.zygote import LOST, ForkedChild, Zygote, shared_zygote
 from kit.results import Cause, CheckInfo, CheckResult, GradeReport, Status
 
@@ -178,8 +179,9 @@ def run_checks(target: Path, *, only: str | None = None, nodeids: list[str] | No
     """Grade `target` (a tree laid out like exercise/) and return the report. `on_stuck` is
     called (once) when a check has run for `RENICE_AFTER_S` and its child was given a lower
     CPU priority: `kit.instructor.batch` then starts another submission alongside. `split` > 1 shares the
-    checks among that many children forked at once (one per core: `grade.py` grades one tree
-    this way; `kit.instructor.batch` keeps 1 and runs several submissions at once instead)."""
+    checks among that many children forked at once (one per core, shares of about equal time:
+    `kit.grading.shares`; `grade.py` grades one tree this way, `kit.instructor.batch` keeps 1
+    and runs several submissions at once instead)."""
     target = Path(target).resolve()
     if not (target / "services").is_dir():
         raise GradingError(f"{target} has no services/ folder: point --target at a copy of exercise/")
@@ -190,7 +192,7 @@ def run_checks(target: Path, *, only: str | None = None, nodeids: list[str] | No
                            if n in guarded or n.startswith("checks/")})
     metas = select_checks(zygote.checks, only, nodeids)
     progress = _Progress(checks={c.nodeid: c for c in metas})
-    shares = [metas[i::split] for i in range(max(1, min(split, len(metas))))]
+    shares = shares_of(metas, split)
     parts = [progress] if len(shares) == 1 else [_Progress(checks={c.nodeid: c for c in share}) for share in shares]
     grading = zygote.begin()
     staged = None

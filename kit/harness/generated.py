@@ -45,17 +45,16 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from hypothesis import HealthCheck, assume, example, given, settings
-
 from kit import ROOT
+from kit.harness.strategies import real
 
 #: Where the stored cases live: one JSON file per check module.
 CASES = ROOT / "checks" / "cases"
 #: When set (a folder), generated checks run live and write the cases they drew there.
 RECORD_ENV = "WORKSHOP_RECORD_CASES"
-#: The settings every generated check runs with (`max_examples` and a few more per check).
-SETTINGS = {"derandomize": True, "database": None, "max_examples": 30, "deadline": None, "print_blob": False,
-            "suppress_health_check": list(HealthCheck)}
+#: The settings every generated check runs with (`max_examples` and a few more per check), and
+#: every health check suppressed.
+SETTINGS = {"derandomize": True, "database": None, "max_examples": 30, "deadline": None, "print_blob": False}
 
 _recorded: dict[str, dict[str, list]] = {}   # module -> key -> encoded cases (recording mode)
 _stored: dict[str, dict[str, list]] = {}     # module -> key -> encoded cases (loaded once)
@@ -65,8 +64,9 @@ def generated(*strategies: Any, examples: Any = (), **overrides: Any) -> Callabl
     """Decorate a test body taking one argument per strategy; returns a function of no arguments
     that runs it on the hand-written `examples` (each a tuple of arguments, or a single value
     for one strategy) and on the generated cases (see the module doc). `overrides` change the
-    Hypothesis settings (`max_examples=50`, `phases=...`, ...)."""
-    options = {**SETTINGS, **overrides}
+    Hypothesis settings (`max_examples=50`, `phases=...`, ...). The strategies may be those of
+    `kit.harness.strategies`: Hypothesis is imported only when it runs (a passing replay never
+    needs it)."""
 
     def wrap(test: Callable) -> Callable[[], None]:
         module, key = test.__module__, test.__qualname__.replace(".<locals>", "")
@@ -83,12 +83,22 @@ def generated(*strategies: Any, examples: Any = (), **overrides: Any) -> Callabl
             try:
                 return test(*args)
             except Rejected:
+                from hypothesis import assume
                 assume(False)
 
-        live = given(*strategies)(spy)
-        for case in reversed(fixed):
-            live = example(*case)(live)
-        live = settings(**options)(live)
+        def live() -> None:
+            """Run Hypothesis itself (built on first use: importing it is not free)."""
+            from hypothesis import HealthCheck, example, given, settings
+
+            if not built:
+                runner = given(*real(strategies))(spy)
+                for case in reversed(fixed):
+                    runner = example(*case)(runner)
+                built.append(settings(**{**SETTINGS, "suppress_health_check": list(HealthCheck),
+                                         **real(overrides)})(runner))
+            built[0]()
+
+        built: list = []
 
         def run() -> None:
             nonlocal drawn
@@ -119,7 +129,6 @@ def generated(*strategies: Any, examples: Any = (), **overrides: Any) -> Callabl
                     live()
                     test(*args_of(case))
                     raise
-        run.hypothesis = live
         return run
     return wrap
 

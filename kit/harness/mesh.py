@@ -14,8 +14,10 @@ spans are exported as they end). Service URLs keep the workshop's host names
 would still "pass". `MeshTransport` runs every callee in a task with a fresh, empty
 `contextvars.Context()`: the trace reaches the callee through `traceparent` or not at all.
 
-The external payment API is a respx router (`mesh.provider`), answering success by default;
-`provider_declines()`, `provider_fails()`, `provider_times_out()` and `provider_slow()` change it.
+The external payment API is `PaymentApi` (`mesh.provider`), answering every charge with success
+by default; `provider_declines()`, `provider_fails()`, `provider_times_out()` and
+`provider_slow()` change its answer, and `mesh.charges` counts the charges it received. A request
+to any other host is a connection error: the mesh holds only the five services and that API.
 The HTTP clients' sleeps are recorded in `mesh.sleeps` and return at once.
 
 **Metrics.** `Mesh(metric_readers=True)` gives every service its own `AccumulatingMetricReader`
@@ -35,7 +37,6 @@ from typing import Any, Iterable
 os.environ.setdefault("OTEL_SEMCONV_STABILITY_OPT_IN", "http")
 
 import httpx  # noqa: E402
-import respx  # noqa: E402
 from opentelemetry.sdk.metrics.export import MetricReader  # noqa: E402
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter  # noqa: E402
 
@@ -94,7 +95,7 @@ class Crossing:
 
 class MeshTransport(httpx.AsyncBaseTransport):
     """Routes requests by host name to ASGI apps, each run in a fresh `contextvars.Context`;
-    any other host goes to `fallback` (the external world: a respx router)."""
+    any other host goes to `fallback` (the external world: `PaymentApi`)."""
 
     def __init__(self, fallback: httpx.AsyncBaseTransport, *, isolate: bool = True,
                  strip_headers: Iterable[str] = ()) -> None:
@@ -137,6 +138,41 @@ class _FromOutside(httpx.AsyncBaseTransport):
         return await self.mesh_transport.route(request, between_services=False)
 
 
+class PaymentApi(httpx.AsyncBaseTransport):
+    """The external payment API: `POST <url>/v1/charges...` gets the answer set last (see
+    `Mesh.provider_succeeds` and the others); `charges` counts those requests. Any other request
+    is a connection error, as for a host that does not exist."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.charges = 0
+        self._answer: Any = None
+
+    def answer(self, answer: Any) -> None:
+        """What every charge gets from now on: an async function of the request that returns the
+        response (or raises)."""
+        self._answer = answer
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if request.method != "POST" or not str(request.url).startswith(f"{self.url}/v1/charges"):
+            raise httpx.ConnectError(f"no route to {request.url.host}: the mesh holds only the five services "
+                                     f"and the payment API's POST {self.url}/v1/charges", request=request)
+        self.charges += 1
+        return await self._answer(request)
+
+
+async def _time_out(request: httpx.Request) -> httpx.Response:
+    raise httpx.ConnectTimeout("connection to the payment provider timed out", request=request)
+
+
+def _answer(status: int, body: dict, delay_s: float = 0.0):
+    async def respond(request: httpx.Request) -> httpx.Response:
+        if delay_s:
+            await asyncio.sleep(delay_s)
+        return httpx.Response(status, json=body, request=request)
+    return respond
+
+
 @dataclass
 class Mesh:
     """The five services of the target tree for one check (an async context manager)."""
@@ -149,10 +185,9 @@ class Mesh:
 
     def __post_init__(self) -> None:
         self.exporter = InMemorySpanExporter()
-        self.provider = respx.MockRouter(assert_all_called=False, assert_all_mocked=True)
+        self.provider = PaymentApi(self.provider_url)
         self.sleeps: list[float] = []
-        self.transport = MeshTransport(httpx.MockTransport(self.provider.async_handler),
-                                       isolate=self.isolate, strip_headers=self.strip_headers)
+        self.transport = MeshTransport(self.provider, isolate=self.isolate, strip_headers=self.strip_headers)
         self.apps: dict[str, Any] = {}
         self.readers: dict[str, AccumulatingMetricReader] = {}
         self._stack = contextlib.AsyncExitStack()
@@ -164,33 +199,25 @@ class Mesh:
     def provider_url(self) -> str:
         return self._settings.payment_provider_url
 
-    def _charge_route(self):
-        return self.provider.post(url__startswith=f"{self.provider_url}/v1/charges", name="charge")
-
     def provider_succeeds(self, transaction_id: str = "ch_workshop_0001") -> None:
-        self._charge_route().mock(return_value=httpx.Response(
-            200, json={"id": transaction_id, "status": "succeeded"}))
+        self.provider.answer(_answer(200, {"id": transaction_id, "status": "succeeded"}))
 
     def provider_declines(self, code: str = "card_declined") -> None:
-        self._charge_route().mock(return_value=httpx.Response(
-            402, json={"error": {"code": code, "message": "Your card was declined."}}))
+        self.provider.answer(_answer(402, {"error": {"code": code, "message": "Your card was declined."}}))
 
     def provider_fails(self, status: int = 503) -> None:
-        self._charge_route().mock(return_value=httpx.Response(status, json={"error": {"code": "unavailable"}}))
+        self.provider.answer(_answer(status, {"error": {"code": "unavailable"}}))
 
     def provider_times_out(self) -> None:
-        self._charge_route().mock(side_effect=httpx.ConnectTimeout("connection to the payment provider timed out"))
+        self.provider.answer(_time_out)
 
     def provider_slow(self, delay_s: float, transaction_id: str = "ch_workshop_slow") -> None:
-        async def slow(request: httpx.Request) -> httpx.Response:
-            await asyncio.sleep(delay_s)
-            return httpx.Response(200, json={"id": transaction_id, "status": "succeeded"})
-        self._charge_route().mock(side_effect=slow)
+        self.provider.answer(_answer(200, {"id": transaction_id, "status": "succeeded"}, delay_s))
 
     @property
     def charges(self) -> int:
         """How many requests reached the external payment API."""
-        return self.provider.routes["charge"].call_count
+        return self.provider.charges
 
     # -- building and tearing down -------------------------------------------------------
     @property
