@@ -20,15 +20,33 @@ _closing = threading.Event()        # set once an interrupted run starts removin
 _SETTLE_S = 0.3
 
 
-def temporary_folder(prefix: str) -> Path:
+#: A memory-backed folder (`fast=True`) is used only when it has at least this much room.
+FAST_MIN_FREE_BYTES = 1 << 30
+
+
+def temporary_folder(prefix: str, *, fast: bool = False) -> Path:
     """A new temporary folder, remembered until `forget_folder`, so that an interrupted run can
-    remove every one (`remove_temporary`) even when it cannot unwind."""
+    remove every one (`remove_temporary`) even when it cannot unwind. `fast`: in memory
+    (`/dev/shm`) when the machine has one with room to spare, where creating a file costs a
+    fraction of what it costs on a disk; only for what is small and bounded (the kit's copy,
+    the learner files), never for what the learner's code writes."""
     with _temporary_lock:
         if _closing.is_set():      # the run is being interrupted: start nothing new
             raise GradingError("interrupted")
-        path = tempfile.mkdtemp(prefix=prefix)
+        path = tempfile.mkdtemp(prefix=prefix, dir=_fast_base() if fast else None)
         _temporary.add(path)
     return Path(path)
+
+
+def _fast_base() -> str | None:
+    base = "/dev/shm"
+    try:
+        room = os.statvfs(base)
+    except OSError:
+        return None
+    if room.f_bavail * room.f_frsize < FAST_MIN_FREE_BYTES or not os.access(base, os.W_OK | os.X_OK):
+        return None
+    return base
 
 
 def forget_folder(path: Path, *, remove: bool = True) -> None:

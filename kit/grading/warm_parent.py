@@ -149,11 +149,20 @@ def serve() -> int:
 
     children: set[int] = set()
     pending = b""
+    # A child's exit wakes the loop at once (SIGCHLD writes a byte into `woken`), so the grading
+    # process learns of it without waiting for the next round of polling.
+    woken, wake = os.pipe()
+    os.set_blocking(woken, False), os.set_blocking(wake, False)
+    signal.signal(signal.SIGCHLD, lambda *_: None)
+    signal.set_wakeup_fd(wake, warn_on_full_buffer=False)
     try:
         while True:
             _reap(children, say)
-            ready, _, _ = select.select([proto_in], [], [], 0.02)
-            if not ready:
+            ready, _, _ = select.select([proto_in, woken], [], [], 0.5)
+            if woken in ready:
+                with contextlib.suppress(BlockingIOError):
+                    os.read(woken, 4096)
+            if proto_in not in ready:
                 continue
             chunk = os.read(proto_in, 65536)
             if not chunk:
@@ -165,6 +174,9 @@ def serve() -> int:
                 if message["op"] == protocol.OP_FORK:
                     pid = os.fork()
                     if pid == 0:
+                        signal.set_wakeup_fd(-1)
+                        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+                        os.close(woken), os.close(wake)
                         be_the_child(message, proto_in, proto_out)  # never returns
                     children.add(pid)
                     say({"id": message["id"], "pid": pid})

@@ -69,27 +69,42 @@ class Zygote:
     warm parent dies (a submission killed it), the next `spawn` starts a new one.
     """
 
-    def __init__(self, *, startup_timeout_s: float = 120.0, sandboxed: bool | None = None) -> None:
-        self.kit_files = KitFiles.take(ROOT)
+    def __init__(self, *, startup_timeout_s: float = 120.0, sandboxed: bool | None = None,
+                 kit_files: KitFiles | None = None) -> None:
+        self.kit_files = kit_files or KitFiles.take(ROOT)
         self._abandoned = False
-        self.scratch = temporary_folder("workshop-zygote-")
+        self.scratch = temporary_folder("workshop-zygote-")   # on disk: what the code graded writes
+        try:
+            self.fast = temporary_folder("workshop-kit-", fast=True)  # the kit's copy, the staged trees
+        except BaseException:
+            forget_folder(self.scratch)
+            raise
         try:
             self._prepare(startup_timeout_s, sandboxed)
         except BaseException:
             forget_folder(self.scratch)
+            forget_folder(self.fast)
             raise
 
     def _prepare(self, startup_timeout_s: float, sandboxed: bool | None) -> None:
-        self.kit_root = self.scratch / "kit"
+        self.kit_root = self.fast / "kit"
+        # Whether the sandbox works here (a tiny sandbox started once per process) is found out
+        # while the kit is copied: both are on the way to the warm parent's start.
+        switched_off = sandboxed is False or os.environ.get("WORKSHOP_SANDBOX") == "off"
+        probe = threading.Thread(target=None if switched_off else sandbox.available, name="sandbox-probe",
+                                 daemon=True)
+        probe.start()
         self.kit_files.copy_to(self.kit_root)
+        self._copied = True   # the first start needs no restore
         self.bytecode = Bytecode(self.kit_files)
-        self.stage = self.scratch / "stage"      # one copy of each graded tree's services/
+        self.stage = self.fast / "stage"         # one copy of each graded tree's services/
         self.io = self.scratch / "io"            # the runner's events FIFOs and child logs
         self.home = self.scratch / "home"        # HOME and TMPDIR of unsandboxed children
         for folder in (self.stage, self.io, self.home):
             folder.mkdir()
-        ok, why = sandbox.available()
-        if sandboxed is False or os.environ.get("WORKSHOP_SANDBOX") == "off":
+        probe.join()
+        ok, why = (False, "") if switched_off else sandbox.available()
+        if switched_off:
             ok, why = False, ("switched off (WORKSHOP_SANDBOX=off)" if sandboxed is None else "switched off by the caller")
         self.sandboxed = ok
         self.sandbox_note = why.split(": grading runs unsandboxed")[0]
@@ -141,9 +156,12 @@ class Zygote:
         if self._abandoned:   # Ctrl-C: a grading still under way in another thread starts nothing
             raise GradingError("interrupted")
         self._state: dict = {"replies": {}, "exited": {}, "spawned": set(), "ready": False, "error": None}
-        self.kit_files.restore(self.kit_root)
+        if not self._copied:  # a restart: the code graded may have changed the copy
+            self.kit_files.restore(self.kit_root)
+        self._copied = False
         if self._abandoned:  # Ctrl-C came while the copy was rewritten: remove it again
             forget_folder(self.scratch)
+            forget_folder(self.fast)
             raise GradingError("interrupted")
         self.bytecode.start(self.kit_root)   # while the warm parent imports its dependencies
         log = open(self.scratch / "zygote.log", "ab")
@@ -333,21 +351,31 @@ class Zygote:
         if self.sandboxed or proc.args[:1] != [sys.executable]:
             sandbox.kill(proc, timeout_s=2.0)  # bwrap's group: whatever is left inside goes too
 
-    def close(self) -> None:
+    def close(self, *, wait: bool = True) -> None:
+        """Stop the warm parent and remove the scratch folders. `wait=False` (the process is
+        leaving): kill it instead of waiting for it to finish, since nothing is running in it."""
         with self._lock:
-            self._stop(self._proc)
+            if wait:
+                self._stop(self._proc)
+            elif self._proc is not None:
+                if self.sandboxed or self._proc.args[:1] != [sys.executable]:
+                    sandbox.kill(self._proc, timeout_s=0)
+                else:
+                    kill_group(self._proc.pid)
             self._proc = None
         forget_folder(self.scratch)
+        forget_folder(self.fast)
 
     def abandon(self) -> None:
         """On Ctrl-C, without waiting for anything: kill the warm parent (its sandbox, and every
-        child with it) and remove the scratch folder. No warm parent is started again after this."""
+        child with it) and remove the scratch folders. No warm parent is started again after this."""
         self._abandoned = True
         self.bytecode.stop()
         proc = self._proc
         if proc is not None:
             sandbox.kill(proc, timeout_s=1.0) if proc.args[:1] != [sys.executable] else proc.kill()
         forget_folder(self.scratch)
+        forget_folder(self.fast)
 
 
 @dataclass
@@ -394,19 +422,20 @@ _shared_lock = threading.Lock()
 def shared_zygote(kit_now: KitFiles | None = None) -> Zygote:
     """The warm parent of this process, started (or restarted, when the kit changed) on demand."""
     global _shared
-    fingerprint = (kit_now or KitFiles.take(ROOT)).fingerprint
+    kit_now = kit_now or KitFiles.take(ROOT)
+    fingerprint = kit_now.fingerprint
     with _shared_lock:
         if _shared is None or _shared.fingerprint != fingerprint:
             if _shared is not None:
                 _shared.close()
-            _shared = Zygote()
+            _shared = Zygote(kit_files=kit_now)
         return _shared
 
 
 @atexit.register
 def _close_shared() -> None:
     if _shared is not None:
-        _shared.close()
+        _shared.close(wait=False)
 
 
 def abandon_shared() -> None:
