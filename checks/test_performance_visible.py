@@ -212,8 +212,8 @@ def _store_spans(mesh):
 @check(step=5, criterion="performance-visible", todo="TODO 7", rules=("5.32", "5.35", "5.36"))
 async def test_slow_payment_call_shows_on_the_critical_path_and_as_a_bottleneck(mesh):
     """A slow external payment call is on the critical path and a top bottleneck, and the map is whole"""
-    mesh.provider_slow(0.045)
-    did = "sent an order whose external payment call takes 45 ms, then GET /monitoring/traces/{trace_id}"
+    mesh.provider_slow(0.025)
+    did = "sent an order whose external payment call takes 25 ms, then GET /monitoring/traces/{trace_id}"
     order = await mesh.order()
     spans = mesh.spans()
     gateway = server_spans(spans, "api-gateway", "/api/orders")

@@ -38,6 +38,7 @@ from pathlib import Path
 
 import pytest
 
+from kit.child.checks_list import ChecksError, info, validate
 from kit.course import load_course
 from kit.harness.expect import CheckFailure, CheckTimeout
 from kit.child.guard import ModuleGuard
@@ -56,20 +57,10 @@ EXIT_STUCK = 75
 
 
 def check_info(item: pytest.Item) -> CheckInfo | None:
-    """The check's description, from its `@check(...)` tag and docstring (None: not a check).
-    An extension's check (`@check(extension="E2")`) has no step and no criterion."""
+    """The check's description, from its `@check(...)` tag and docstring (None: not a check);
+    see `kit.child.checks_list.info`."""
     marker = item.get_closest_marker("check")
-    if marker is None:
-        return None
-    doc = (getattr(item.obj, "__doc__", None) or "").strip().splitlines()
-    name = item.originalname if hasattr(item, "originalname") else item.name
-    check_id = name.removeprefix("test_")
-    kwargs = marker.kwargs
-    extension = kwargs.get("extension")
-    return CheckInfo(nodeid=item.nodeid, id=check_id, title=doc[0].strip() if doc else check_id.replace("_", " "),
-                     step=None if extension else int(kwargs["step"]),
-                     criterion=None if extension else kwargs["criterion"],
-                     todo=kwargs.get("todo"), rules=tuple(kwargs.get("rules") or ()), extension=extension)
+    return None if marker is None else info(item.nodeid, item.obj, marker.kwargs)
 
 
 def _message(excinfo: pytest.ExceptionInfo, timeout_s: float, import_hung: str | None = None) -> str:
@@ -192,24 +183,11 @@ class Recorder:
 
     @pytest.hookimpl(trylast=True)
     def pytest_collection_modifyitems(self, session, config, items) -> None:
-        checks, seen = [], {}
-        for item in items:
-            info = check_info(item)
-            if info is None:
-                raise pytest.UsageError(f"{item.nodeid} has no @check(step=..., criterion=...) tag")
-            if info.extension is not None:
-                extension = self.course.extension(info.extension)
-                if info.extension != extension.id:
-                    raise pytest.UsageError(f"{item.nodeid}: write the extension's id as course.toml does "
-                                            f"({extension.id!r})")
-            else:
-                self.course.step(info.step)
-                self.course.criterion(info.criterion)
-            if info.id in seen:
-                raise pytest.UsageError(f"check id {info.id!r} is used by {seen[info.id]} and {item.nodeid}")
-            seen[info.id] = item.nodeid
-            checks.append(info.to_dict())
-        self._emit(event=EVENT.COLLECTED, checks=checks)
+        try:
+            checks = validate([(item.nodeid, check_info(item)) for item in items], self.course)
+        except ChecksError as exc:
+            raise pytest.UsageError(str(exc)) from None
+        self._emit(event=EVENT.COLLECTED, checks=[check.to_dict() for check in checks])
 
     def _result_path(self, fd: int, key: bytes) -> None:
         """Build the path a verdict takes, before any learner code runs, as closures: the

@@ -29,7 +29,8 @@ def temporary_folder(prefix: str, *, fast: bool = False) -> Path:
     remove every one (`remove_temporary`) even when it cannot unwind. `fast`: in memory
     (`/dev/shm`) when the machine has one with room to spare, where creating a file costs a
     fraction of what it costs on a disk; only for what is small and bounded (the kit's copy,
-    the learner files), never for what the learner's code writes."""
+    the learner files), never for what the learner's code writes. A TMPDIR set in the
+    environment wins."""
     with _temporary_lock:
         if _closing.is_set():      # the run is being interrupted: start nothing new
             raise GradingError("interrupted")
@@ -39,6 +40,8 @@ def temporary_folder(prefix: str, *, fast: bool = False) -> Path:
 
 
 def _fast_base() -> str | None:
+    if os.environ.get("TMPDIR"):  # asked for a place of its own: every temporary folder goes there
+        return None
     base = "/dev/shm"
     try:
         room = os.statvfs(base)

@@ -186,18 +186,20 @@ def run_checks(target: Path, *, only: str | None = None, nodeids: list[str] | No
     if not (target / "services").is_dir():
         raise GradingError(f"{target} has no services/ folder: point --target at a copy of exercise/")
     kit_now = KitFiles.take(ROOT)
-    zygote = zygote or shared_zygote(kit_now)
-    guarded = ("checks", "course.toml", *zygote.files)  # what grading runs, in the kit's own folder
-    kit_before = KitFiles({n: b for n, b in kit_now.files.items()
-                           if n in guarded or n.startswith("checks/")})
-    metas = select_checks(zygote.checks, only, nodeids)
-    progress = _Progress(checks={c.nodeid: c for c in metas})
-    shares = shares_of(metas, split)
-    parts = [progress] if len(shares) == 1 else [_Progress(checks={c.nodeid: c for c in share}) for share in shares]
+    zygote = zygote or shared_zygote(kit_now, wait=False)
     grading = zygote.begin()
     staged = None
     try:
-        staged = zygote.stage_tree(target)
+        staged = zygote.stage_tree(target)   # while the warm parent may still be starting
+        zygote.wait_ready()
+        guarded = ("checks", "course.toml", *zygote.files)  # what grading runs, in the kit's own folder
+        kit_before = KitFiles({n: b for n, b in kit_now.files.items()
+                               if n in guarded or n.startswith("checks/")})
+        metas = select_checks(zygote.checks, only, nodeids)
+        progress = _Progress(checks={c.nodeid: c for c in metas})
+        shares = shares_of(metas, split)
+        parts = [progress] if len(shares) == 1 else [_Progress(checks={c.nodeid: c for c in share})
+                                                     for share in shares]
         workers = [threading.Thread(target=_run, daemon=True,
                                     args=(zygote, grading, staged, part, check_timeout_s, total_timeout_s, on_stuck))
                    for part in parts[1:]]
@@ -207,11 +209,10 @@ def run_checks(target: Path, *, only: str | None = None, nodeids: list[str] | No
         for worker in workers:
             worker.join()
     finally:
-        for warning in zygote.end(grading):
-            progress.warn(warning)
+        ended = zygote.end(grading)
         if staged is not None:
             zygote.unstage(staged)
-    for warning in zygote.warnings:
+    for warning in [*ended, *zygote.warnings]:
         progress.warn(warning)
     if len(parts) > 1:  # one report, in the checks' own order, whatever child ran each
         for part in parts:

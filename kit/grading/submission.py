@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -205,7 +204,7 @@ def prepare(source: str | Path, *, upload: bool = False, label: str | None = Non
     exercise = Path(exercise) if exercise is not None else EXERCISE
     source = Path(source)
     label = label or str(source)
-    scratch = temporary_folder("workshop-graded-")
+    scratch = temporary_folder("workshop-graded-", fast=True)   # small: exercise/ and the learner files
     try:
         dest = scratch / "tree"
         shutil.copytree(exercise, dest, symlinks=True, ignore=shutil.ignore_patterns(*_SKIP, "*.pyc"))

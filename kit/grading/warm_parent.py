@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import gc
-import io
 import importlib
 import json
 import os
@@ -32,12 +31,15 @@ os.environ["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
 
 
 from kit import ROOT  # noqa: E402
-from kit.child.main import be_the_child, run  # noqa: E402
+from kit.child.checks_list import read_checks  # noqa: E402
+from kit.child.main import be_the_child  # noqa: E402
+from kit.course import load_course  # noqa: E402
 from kit.grading import fastapi_caches, protocol  # noqa: E402
 from kit.grading.processes import kill_group, renice_tree  # noqa: E402
-from kit.grading.protocol import verify  # noqa: E402
 
-#: What the warm parent imports once, so that no child pays for it. Never learner code.
+#: What the warm parent imports once, so that no child pays for it. Never learner code. What only
+#: a few checks need (the OTLP exporters: about 50 ms) is left to the child that runs them, in
+#: parallel with the other: here it would delay every child.
 WARM_MODULES = (
     "asyncio", "sqlite3", "json", "logging", "uuid", "hashlib", "decimal",
     "fastapi", "fastapi.responses", "pydantic", "pydantic_settings",
@@ -51,8 +53,8 @@ WARM_MODULES = (
     "opentelemetry.propagators.b3", "opentelemetry.instrumentation.fastapi",
     "opentelemetry.instrumentation.httpx", "opentelemetry.instrumentation.sqlite3",
     "opentelemetry.instrumentation.redis",
-    "pytest_asyncio.plugin", "pydantic.v1", "opentelemetry.exporter.otlp.proto.http.trace_exporter",
-    "opentelemetry.exporter.otlp.proto.http.metric_exporter", "kit.harness.mesh", "kit.harness.spans", "kit.traces.text", "kit.harness.expect", "kit.harness.learner",
+    "pytest_asyncio.plugin", "pydantic.v1",
+    "kit.harness.mesh", "kit.harness.spans", "kit.traces.text", "kit.harness.expect", "kit.harness.learner",
 )
 
 #: Optional modules that the warm modules import only if they are installed, and that nothing
@@ -66,7 +68,8 @@ OPTIONAL_UNUSED = ("numpy", "trio", "httpx._main")
 # -- the warm parent ---------------------------------------------------------------------------
 
 def _warm_up() -> list[dict]:
-    """Import the dependencies and collect the checks once; return the checks' metadata."""
+    """Import the dependencies and the checks once (`kit.child.checks_list.read_checks`); return
+    the checks' metadata."""
     import kit.grading.integrity  # noqa: F401 - used by every child
     fastapi_caches.install()
     with _hidden(OPTIONAL_UNUSED):
@@ -75,24 +78,26 @@ def _warm_up() -> list[dict]:
                 importlib.import_module(name)
             except Exception:  # noqa: BLE001 - an optional module missing only costs speed
                 pass
-    saved_path = list(sys.path)
-    with tempfile.TemporaryDirectory(prefix="workshop-warm-") as scratch:
-        (Path(scratch) / "tree" / "services").mkdir(parents=True)
-        events = Path(scratch) / "events.jsonl"
-        key = os.urandom(16)
-        said = io.StringIO()
-        with contextlib.redirect_stderr(said):
-            code = run({"target": str(Path(scratch) / "tree"), "events": str(events), "collect_only": True}, key)
-        lines = [verify(key, line) for line in events.read_text(encoding="utf-8").splitlines()]
-    sys.path[:] = saved_path
-    collected = [e for e in lines if e and e.get("event") == protocol.EVENT.COLLECTED]
-    if code not in (0, 5) or not collected:
-        why = " ".join(line.strip() for line in said.getvalue().splitlines() if line.strip())
-        raise RuntimeError(f"the checks could not be collected: {why or f'pytest exit code {code}'}")
+    for name in _pytest_plugins():  # what every grading child's pytest session loads first
+        importlib.import_module(name)
+    try:
+        checks = read_checks(ROOT, load_course())
+    except Exception as exc:  # noqa: BLE001 - a check module that does not import, a bad tag
+        where = "".join(traceback.format_exception_only(type(exc), exc)).strip().splitlines()
+        raise RuntimeError(f"the checks could not be collected: {where[-1] if where else exc}") from None
     if any(name == "services" or name.startswith("services.") for name in sys.modules):
         raise RuntimeError("collecting the checks imported learner code (services.*): "
                            "a check imports it at module level")
-    return collected[0]["checks"]
+    return [check.to_dict() for check in checks]
+
+
+def _pytest_plugins() -> list[str]:
+    """pytest's own plugin modules, which its first session in a process imports."""
+    try:
+        from _pytest.config import default_plugins
+    except ImportError:
+        return []
+    return [f"_pytest.{name}" for name in default_plugins if importlib.util.find_spec(f"_pytest.{name}")]
 
 
 @contextlib.contextmanager
@@ -136,6 +141,8 @@ def serve() -> int:
         while data:
             data = data[os.write(proto_out, data):]
 
+    # The trial of the sandbox runs in a process of its own while this one imports.
+    trial = _start_trial() if os.environ.get("WORKSHOP_SANDBOXED") == "1" else None
     try:
         checks = _warm_up()
     except Exception as exc:  # noqa: BLE001 - told to the grading process, which explains it
@@ -143,7 +150,7 @@ def serve() -> int:
         say({protocol.ERROR: f"{exc}"})
         return 1
     sys.stdout.flush(), sys.stderr.flush()
-    sandbox_error = _try_isolation() if os.environ.get("WORKSHOP_SANDBOXED") == "1" else None
+    sandbox_error = _trial_outcome(*trial) if trial is not None else None
     gc.freeze()  # what the warm-up built is never collected again, in any child (nor copied by it)
     say({protocol.READY: True, "checks": checks, "files": _kit_files_in_use(), "sandbox_error": sandbox_error})
 
@@ -189,31 +196,38 @@ def serve() -> int:
             kill_group(pid)
 
 
-def _try_isolation() -> str | None:
-    """Fork once as a grading child would isolate itself (kit.child.main): None when it works,
-    else why not (the grading process then grades unsandboxed and says so)."""
+def _start_trial() -> tuple[int, int, tempfile.TemporaryDirectory]:
+    """Fork once as a grading child would isolate itself (kit.child.main); `_trial_outcome`
+    says how it went."""
     from kit.child.main import trial_isolation
 
-    with tempfile.TemporaryDirectory(prefix="workshop-trial-") as scratch:
-        (Path(scratch) / "services").mkdir()
-        read_end, write_end = os.pipe()
-        pid = os.fork()
-        if pid == 0:
-            code = 1
-            try:
-                os.close(read_end)
-                trial_isolation(scratch)
-                code = 0
-            except BaseException as exc:  # noqa: BLE001
-                os.write(write_end, f"{type(exc).__name__}: {exc}".encode()[:500])
-            finally:
-                os._exit(code)
-        os.close(write_end)
-        said = b""
-        while chunk := os.read(read_end, 4096):
-            said += chunk
-        os.close(read_end)
-        _, status = os.waitpid(pid, 0)
+    scratch = tempfile.TemporaryDirectory(prefix="workshop-trial-")
+    (Path(scratch.name) / "services").mkdir()
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            os.close(read_end)
+            trial_isolation(scratch.name)
+            code = 0
+        except BaseException as exc:  # noqa: BLE001
+            os.write(write_end, f"{type(exc).__name__}: {exc}".encode()[:500])
+        finally:
+            os._exit(code)
+    os.close(write_end)
+    return pid, read_end, scratch
+
+
+def _trial_outcome(pid: int, read_end: int, scratch: tempfile.TemporaryDirectory) -> str | None:
+    """None when the trial isolation worked, else why not (the grading process then grades
+    unsandboxed and says so)."""
+    said = b""
+    while chunk := os.read(read_end, 4096):
+        said += chunk
+    os.close(read_end)
+    _, status = os.waitpid(pid, 0)
+    scratch.cleanup()
     if os.waitstatus_to_exitcode(status) == 0:
         return None
     return said.decode("utf-8", "replace") or f"exit status {os.waitstatus_to_exitcode(status)}"

@@ -70,7 +70,10 @@ class Zygote:
     """
 
     def __init__(self, *, startup_timeout_s: float = 120.0, sandboxed: bool | None = None,
-                 kit_files: KitFiles | None = None) -> None:
+                 kit_files: KitFiles | None = None, wait: bool = True) -> None:
+        """Start a warm parent (from a private copy of `kit_files`, a snapshot of the kit taken
+        now when None). `wait=False`: return as soon as it is started; `wait_ready()` then waits
+        for it to be ready (the grading process stages the tree meanwhile)."""
         self.kit_files = kit_files or KitFiles.take(ROOT)
         self._abandoned = False
         self.scratch = temporary_folder("workshop-zygote-")   # on disk: what the code graded writes
@@ -81,6 +84,8 @@ class Zygote:
             raise
         try:
             self._prepare(startup_timeout_s, sandboxed)
+            if wait:
+                self.wait_ready()
         except BaseException:
             forget_folder(self.scratch)
             forget_folder(self.fast)
@@ -117,8 +122,10 @@ class Zygote:
         self._cond = threading.Condition()
         self._inflight: dict[int, list[str]] = {}   # gradings in progress -> their warnings
         self._gradings = 0
+        self._exits = 0                          # grading children ended so far
+        self._compared_at = -1                   # ... when the copy was last compared
         self._proc: subprocess.Popen | None = None
-        self._start()
+        self._launch()
 
     @property
     def fingerprint(self) -> str:
@@ -153,6 +160,18 @@ class Zygote:
                                 env=self.child_env(), start_new_session=True)
 
     def _start(self) -> None:
+        self._launch()
+        self._wait_ready()
+
+    def wait_ready(self) -> None:
+        """Return once the warm parent has been ready (at once if it was); raises GradingError
+        when it could not start. (A warm parent that died after being ready is started again
+        by the next `spawn`.)"""
+        with self._lock:
+            if not self._state.get("was_ready"):
+                self._wait_ready()
+
+    def _launch(self) -> None:
         if self._abandoned:   # Ctrl-C: a grading still under way in another thread starts nothing
             raise GradingError("interrupted")
         self._state: dict = {"replies": {}, "exited": {}, "spawned": set(), "ready": False, "error": None}
@@ -177,7 +196,10 @@ class Zygote:
         self._next_id = 0
         state, proc = self._state, self._proc
         threading.Thread(target=self._read, args=(proc, state), name="zygote-reader", daemon=True).start()
-        deadline = time.monotonic() + self.startup_timeout_s
+        self._deadline = time.monotonic() + self.startup_timeout_s
+
+    def _wait_ready(self) -> None:
+        state, proc, deadline = self._state, self._proc, self._deadline
         with self._cond:
             while not state["ready"] and state["error"] is None and time.monotonic() < deadline:
                 self._cond.wait(0.1)
@@ -206,12 +228,14 @@ class Zygote:
                     self.files = message.get("files", [])
                     state["sandbox_error"] = message.get("sandbox_error")
                     state["ready"] = True
+                    state["was_ready"] = not (self.sandboxed and state["sandbox_error"])
                 elif protocol.ERROR in message:
                     state["error"] = message[protocol.ERROR]
                 elif "id" in message:
                     state["replies"][message["id"]] = message["pid"]
                 elif protocol.EXITED in message:
                     state["exited"][message[protocol.EXITED]] = message["rc"]
+                    self._exits += 1
                 self._cond.notify_all()
         if self.sandboxed:  # its sandbox, and every child in it, ended with it
             sandbox.kill(proc, timeout_s=2.0)
@@ -220,6 +244,7 @@ class Zygote:
                 if not self.sandboxed:  # a sandboxed pid means another process out here: never signal it
                     kill_group(pid)
                 state["exited"][pid] = LOST
+                self._exits += 1
             state["error"] = state["error"] or "the warm parent exited"
             state["ready"] = False
             self._cond.notify_all()
@@ -242,6 +267,8 @@ class Zygote:
         """Fork a grading child for `request` (see `kit.grading.warm_parent.run`). With the
         sandbox, `staged` (from `stage_tree`) is the tree it isolates itself with."""
         with self._lock:
+            if not self._state.get("was_ready"):  # still starting (Zygote(wait=False))
+                self._wait_ready()
             if not self.alive:
                 self._stop(self._proc)
                 self._start()
@@ -322,7 +349,13 @@ class Zygote:
         with self._cond:
             if self._abandoned:  # Ctrl-C removed the copy: nothing to compare, nothing to write back
                 return []
-            changed = self.kit_files.changes(self.kit_root) + self.bytecode.changes(self.kit_root)
+            # Only the code graded can change the copy; in the sandbox all of it ends with its
+            # child, so the copy is compared again only after a child ended. (Unsandboxed, a
+            # process it left behind may still write: compared every time.)
+            changed = []
+            if self._compared_at != self._exits or not self.sandboxed:
+                self._compared_at = self._exits
+                changed = self.kit_files.changes(self.kit_root) + self.bytecode.changes(self.kit_root)
             if changed:
                 self.kit_files.restore(self.kit_root)
                 self.bytecode.restore(self.kit_root)
@@ -419,8 +452,9 @@ _shared: Zygote | None = None
 _shared_lock = threading.Lock()
 
 
-def shared_zygote(kit_now: KitFiles | None = None) -> Zygote:
-    """The warm parent of this process, started (or restarted, when the kit changed) on demand."""
+def shared_zygote(kit_now: KitFiles | None = None, *, wait: bool = True) -> Zygote:
+    """The warm parent of this process, started (or restarted, when the kit changed) on demand;
+    `wait=False`: perhaps not ready yet (see `Zygote.wait_ready`)."""
     global _shared
     kit_now = kit_now or KitFiles.take(ROOT)
     fingerprint = kit_now.fingerprint
@@ -428,7 +462,7 @@ def shared_zygote(kit_now: KitFiles | None = None) -> Zygote:
         if _shared is None or _shared.fingerprint != fingerprint:
             if _shared is not None:
                 _shared.close()
-            _shared = Zygote(kit_files=kit_now)
+            _shared = Zygote(kit_files=kit_now, wait=wait)
         return _shared
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import stat
+import tempfile
 import zipfile
 from pathlib import Path
 
@@ -36,7 +37,7 @@ def scratch(tmp_path, monkeypatch) -> Path:
     """Where resolve_target makes its temporary folders during this test."""
     folder = tmp_path / "scratch"
     folder.mkdir()
-    monkeypatch.setattr(submission.tempfile, "tempdir", str(folder))
+    monkeypatch.setattr(tempfile, "tempdir", str(folder))
     return folder
 
 

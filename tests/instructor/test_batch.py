@@ -10,10 +10,12 @@ import subprocess
 import sys
 import zipfile
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 
 from kit import ROOT
+from kit.grading import processes as kit_processes
 from kit.formats.gradebook import GRADEBOOK, SUMMARY
 from kit.instructor.batch import BatchError, find_submissions, grade_batch
 from kit.course import load_course
@@ -161,25 +163,34 @@ def test_output_is_checked_before_grading(tmp_path):
         assert len(done.stderr.strip().splitlines()) == 1 and "--output" in done.stderr, (args, done.stderr)
 
 
-@pytest.mark.parametrize("mode", ["batch", "target"])
-def test_ctrl_c_leaves_no_temporary_folder(tmp_path, mode):
+@pytest.mark.parametrize("mode", ["batch", "target", "target-in-memory"])
+def test_ctrl_c_leaves_no_temporary_folder(tmp_path, mode, monkeypatch):
+    """With TMPDIR set every temporary folder is made there; without, the kit's copy and the
+    prepared tree are made in /dev/shm (kit.grading.processes.temporary_folder(fast=True)):
+    either way Ctrl-C leaves none behind."""
     import os
     import signal
     import time
 
-    temporary = tmp_path / "tmp"
-    temporary.mkdir()
+    in_memory = mode == "target-in-memory"
+    monkeypatch.delenv("TMPDIR", raising=False)
+    if in_memory and kit_processes._fast_base() is None:
+        pytest.skip("no /dev/shm with room here: nothing is made in memory")
+    temporary = Path("/dev/shm") if in_memory else tmp_path / "tmp"
+    before = set(temporary.glob("workshop-*")) if in_memory else set()
+    temporary.mkdir(exist_ok=True)
     folder = tmp_path / "class"
     for name in ("alice", "bob", "carol"):
         shutil.copytree(ROOT / "solution", folder / name)
     args = (["--batch", str(folder), "--output", str(tmp_path / "out"), "--jobs", "1"] if mode == "batch"
             else ["--target", str(folder / "alice"), "--format", "json"])
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
-    env["TMPDIR"] = str(temporary)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_") and k != "TMPDIR"}
+    if not in_memory:
+        env["TMPDIR"] = str(temporary)
     proc = subprocess.Popen([sys.executable, "grade.py", *args], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and not any(temporary.glob("workshop-graded-*")):
+    while time.monotonic() < deadline and not set(temporary.glob("workshop-graded-*")) - before:
         time.sleep(0.05)
     time.sleep(0.5)
     proc.send_signal(signal.SIGINT)
@@ -188,6 +199,8 @@ def test_ctrl_c_leaves_no_temporary_folder(tmp_path, mode):
     assert "interrupted" in stderr and "Traceback" not in stderr, stderr
     # The warm parent and its sandbox leave after grade.py: give them a moment on a loaded machine.
     deadline = time.monotonic() + 15
-    while list(temporary.iterdir()) and time.monotonic() < deadline:
+    while set(temporary.glob("workshop-*")) - before and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert list(temporary.iterdir()) == []
+    assert sorted(set(temporary.glob("workshop-*")) - before) == []
+    if not in_memory:
+        assert list(temporary.iterdir()) == []
