@@ -191,13 +191,22 @@ def capture_log_events(logs_module=None, *, stdlib: bool = False):
 def call_learner(module: str, name: str, *args, **kwargs):
     """Call a learner function by the contract's name; a NotImplementedError (a stub) or a crash
     fails the check, saying which."""
+    return learner_function(module, name)(*args, **kwargs)
+
+
+def learner_function(module: str, name: str):
+    """The learner function `name` of `module`, looked up once (for a check that calls it
+    thousands of times), failing the check as `call_learner` does when a call raises."""
     function = attr(module, name)
-    try:
-        return function(*args, **kwargs)
-    except NotImplementedError as exc:
-        fail(did=f"called {name}(...)", expected="a result", saw=f"NotImplementedError: {exc} (still a stub)")
-    except Exception as exc:  # noqa: BLE001 - the learner's function crashed: say so
-        fail(did=f"called {name}(...)", expected="a result", saw=describe_exception(exc))
+
+    def call(*args, **kwargs):
+        try:
+            return function(*args, **kwargs)
+        except NotImplementedError as exc:
+            fail(did=f"called {name}(...)", expected="a result", saw=f"NotImplementedError: {exc} (still a stub)")
+        except Exception as exc:  # noqa: BLE001 - the learner's function crashed: say so
+            fail(did=f"called {name}(...)", expected="a result", saw=describe_exception(exc))
+    return call
 
 
 def baggage_entries(header: str | None) -> dict[str, str]:

@@ -26,3 +26,20 @@ def graded():
             _reports[tree] = run_checks(ROOT / tree)
         return _reports[tree]
     return grade
+
+
+@pytest.fixture
+def run_with_solution():
+    """run_with_solution(code): run the Python `code` in a child process, solution/ as its first
+    argument and the kit on its path (the test process never imports `services`); returns what
+    its last line of output says, as JSON."""
+    import json
+    import subprocess
+    import sys
+
+    def run(code: str):
+        out = subprocess.run([sys.executable, "-c", code, str(ROOT / "solution")], capture_output=True, text=True,
+                             cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=120)
+        assert out.returncode == 0, out.stderr[-2000:]
+        return json.loads(out.stdout.strip().splitlines()[-1])
+    return run

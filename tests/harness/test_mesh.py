@@ -3,13 +3,7 @@ the count of charges, and a connection error for any other request. In a child p
 solution/ on sys.path (the test process never imports `services`)."""
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 import textwrap
-
-from kit import ROOT
 
 PROBE = textwrap.dedent("""
     import asyncio, json, sys, time
@@ -51,11 +45,8 @@ PROBE = textwrap.dedent("""
 """)
 
 
-def test_the_payment_api_answers_what_the_check_set_and_counts_the_charges():
-    out = subprocess.run([sys.executable, "-c", PROBE, str(ROOT / "solution")], capture_output=True, text=True,
-                         cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=120)
-    assert out.returncode == 0, out.stderr[-2000:]
-    seen = json.loads(out.stdout.strip().splitlines()[-1])
+def test_the_payment_api_answers_what_the_check_set_and_counts_the_charges(run_with_solution):
+    seen = run_with_solution(PROBE)
     assert seen["default"] == [200, {"id": "ch_workshop_0001", "status": "succeeded"}]
     assert seen["declines"] == [402, {"error": {"code": "expired_card", "message": "Your card was declined."}}]
     assert seen["fails"] == [[500, {"error": {"code": "unavailable"}}]] * 2

@@ -6,10 +6,6 @@ the mesh removes it, and that the propagation checks fail for a client that inje
 """
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 import textwrap
 
 from kit import ROOT
@@ -33,11 +29,8 @@ PROBE = textwrap.dedent("""
 """)
 
 
-def test_without_headers_only_the_isolated_mesh_breaks_the_trace():
-    out = subprocess.run([sys.executable, "-c", PROBE, str(ROOT / "solution")], capture_output=True, text=True,
-                         cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=120)
-    assert out.returncode == 0, out.stderr[-2000:]
-    traces = json.loads(out.stdout.strip().splitlines()[-1])
+def test_without_headers_only_the_isolated_mesh_breaks_the_trace(run_with_solution):
+    traces = run_with_solution(PROBE)
     assert traces["False"] == 1, "the shared-context transport should hide the missing headers (the hazard)"
     assert traces["True"] > 1, "the isolated mesh must split the trace when no header carries it"
 
