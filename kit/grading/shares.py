@@ -1,9 +1,9 @@
 """How `grade.py` shares one tree's checks among its grading children, one per core.
 
 The children start together, so the grading ends when the slower one does: the shares should
-take the same time. `split(checks, n)` gives each check, in order, to the share whose checks are
-expected to take least so far (the first such share on a tie), and keeps the checks' order
-within each share. It never depends on the run: the same checks always go to the same child in
+take the same time. `split(checks, n)` gives whole check modules to the shares (a child then
+collects and warms up only its own modules), the largest first, each to the share expected to
+end first, and keeps the checks' order within each share. It never depends on the run: the same checks always go to the same child in
 the same order, so a learner's code that behaves differently after some other check still gets
 the same grade every time.
 
@@ -45,17 +45,25 @@ def costs() -> dict[str, float]:
 
 
 def split(checks: Sequence[T], n: int, measured: dict[str, float] | None = None) -> list[list[T]]:
-    """`checks` (anything with a `nodeid`) in `n` shares of about equal expected time; empty
-    shares are dropped (fewer checks than `n`), but there is always at least one."""
+    """`checks` (anything with a `nodeid`) in at most `n` shares of about equal expected time,
+    whole check modules to a share (the largest first, each to the share expected to end
+    first), each share in the checks' own order. With fewer modules than `n`, checks are shared
+    one by one instead. Never an empty share; at least one."""
     measured = costs() if measured is None else measured
     default = statistics.median(measured.values()) if measured else 1.0
-    shares: list[list[T]] = [[] for _ in range(max(1, n))]
-    load = [0.0] * len(shares)
+    cost = {check.nodeid: measured.get(check.nodeid, default) for check in checks}
+    order = {check.nodeid: i for i, check in enumerate(checks)}
+    groups: dict[str, list[T]] = {}
     for check in checks:
+        groups.setdefault(check.nodeid.split("::")[0], []).append(check)
+    units = list(groups.values()) if len(groups) >= n else [[check] for check in checks]
+    shares: list[list[T]] = [[] for _ in range(max(1, min(n, len(units))))]
+    load = [0.0] * len(shares)
+    for unit in sorted(units, key=lambda u: -sum(cost[c.nodeid] for c in u)):  # stable: ties keep order
         least = load.index(min(load))
-        shares[least].append(check)
-        load[least] += measured.get(check.nodeid, default)
-    return [share for share in shares if share] or [[]]
+        shares[least] += unit
+        load[least] += sum(cost[c.nodeid] for c in unit)
+    return [sorted(share, key=lambda c: order[c.nodeid]) for share in shares if share] or [[]]
 
 
 # -- measuring (maintainers) -------------------------------------------------------------------
@@ -75,9 +83,11 @@ class _Timer:
 
 def measure(target: Path = ROOT / "solution") -> dict[str, float]:
     """Grade `target` as a grading child does (warmed up, then forked, with its Recorder and
-    its interpreter settings: `kit.child.main`) and time every check. Every child pays about
-    the same to start (the learner's modules imported, the first mesh built, ...), whatever
-    its share, so the times kept are those of a second run in the same child: the checks' own."""
+    its interpreter settings: `kit.child.main`) and time every check, in the order of a grading.
+    A check that is the first to need something (a module to import, a case file to read)
+    pays for it, as it does in a grading child; only what every child pays whatever its share
+    (pytest's start, the learner's modules, the first mesh) is left out: the first check's
+    time is that of a second run in the same child."""
     import gc
     import tempfile
 
@@ -96,13 +106,17 @@ def measure(target: Path = ROOT / "solution") -> dict[str, float]:
             code = 1
             try:
                 tune_interpreter()
+                runs = []
                 for run in ("first", "second"):
                     timer = _Timer()
                     recorder = Recorder(Path(scratch) / f"events-{run}", 10.0, key=os.urandom(16))
                     code = pytest.main(pytest_args({"target": str(target)}), plugins=[recorder, timer])
+                    runs.append(timer.times)
                     if code != 0:
                         break
-                out.write_text(json.dumps(timer.times), encoding="utf-8")
+                first, second = runs[0], runs[-1]
+                opening = next(iter(first))
+                out.write_text(json.dumps({**first, opening: second.get(opening, first[opening])}), encoding="utf-8")
             finally:
                 os._exit(int(code))
         _, status = os.waitpid(pid, 0)

@@ -33,9 +33,19 @@ def test_every_check_once_in_order_and_the_shares_about_even(times, n):
 
 def test_a_check_never_measured_counts_as_the_median():
     checks = [Check("a"), Check("b"), Check("new")]
-    # a: 10, b: 30 -> the median is 20: "new" goes to the share of a (10 < 30)
-    assert shares.split(checks, 2, {"a": 10.0, "b": 30.0}) == [[Check("a"), Check("new")], [Check("b")]]
+    # a: 10, b: 30 -> the median is 20: b goes first, then new (20) and a (10) to the other share
+    assert shares.split(checks, 2, {"a": 10.0, "b": 30.0}) == [[Check("b")], [Check("a"), Check("new")]]
     assert shares.split([], 2, {}) == [[]]
+
+
+def test_whole_modules_go_to_one_share_when_there_are_enough():
+    checks = [Check(f"checks/test_{m}.py::test_{i}") for m in "abc" for i in range(3)]
+    measured = {c.nodeid: {"a": 5.0, "b": 9.0, "c": 4.0}[c.nodeid[12]] for c in checks}
+    parts = shares.split(checks, 2, measured)
+    assert [{c.nodeid.split("::")[0] for c in part} for part in parts] == [{"checks/test_b.py"},
+                                                                          {"checks/test_a.py", "checks/test_c.py"}]
+    one_module = [c for c in checks if "test_a" in c.nodeid]
+    assert len(shares.split(one_module, 2, measured)) == 2  # fewer modules than shares: check by check
 
 
 def test_every_check_of_the_kit_has_a_measure():
