@@ -92,7 +92,7 @@ class ModuleGuard:
 
     def changes(self, _all=all, _map=map, _is=is_, _call=call, _chain=chain.from_iterable) -> list[str]:
         """The dotted names that no longer hold what they held at `take()`. This runs after every
-        check, over some thirty thousand names, so the usual case (nothing replaced) is one pass
+        check, over some seven thousand names, so the usual case (nothing replaced) is one pass
         in C, by identity (an object claiming to equal the original is still a replacement); the
         names are looked for only when something changed. (The functions it calls are bound when
         it is defined: replacing `builtins.all` or this module's `is_` later changes nothing.)"""

@@ -204,7 +204,8 @@ def prepare(source: str | Path, *, upload: bool = False, label: str | None = Non
     exercise = Path(exercise) if exercise is not None else EXERCISE
     source = Path(source)
     label = label or str(source)
-    scratch = temporary_folder("workshop-graded-", fast=True)   # small: exercise/ and the learner files
+    # In memory when it is small (exercise/ and the learner files); an upload may unpack archives.
+    scratch = temporary_folder("workshop-graded-", fast=not upload)
     try:
         dest = scratch / "tree"
         shutil.copytree(exercise, dest, symlinks=True, ignore=shutil.ignore_patterns(*_SKIP, "*.pyc"))

@@ -391,10 +391,7 @@ class Zygote:
             if wait:
                 self._stop(self._proc)
             elif self._proc is not None:
-                if self.sandboxed or self._proc.args[:1] != [sys.executable]:
-                    sandbox.kill(self._proc, timeout_s=0)
-                else:
-                    kill_group(self._proc.pid)
+                _kill_now(self._proc, timeout_s=0)
             self._proc = None
         forget_folder(self.scratch)
         forget_folder(self.fast)
@@ -404,11 +401,19 @@ class Zygote:
         child with it) and remove the scratch folders. No warm parent is started again after this."""
         self._abandoned = True
         self.bytecode.stop()
-        proc = self._proc
-        if proc is not None:
-            sandbox.kill(proc, timeout_s=1.0) if proc.args[:1] != [sys.executable] else proc.kill()
+        if self._proc is not None:
+            _kill_now(self._proc, timeout_s=1.0)
         forget_folder(self.scratch)
         forget_folder(self.fast)
+
+
+def _kill_now(proc: subprocess.Popen, timeout_s: float) -> None:
+    """SIGKILL a warm parent: its sandbox and everything in it (waiting up to `timeout_s` for
+    bwrap), or its process group when it runs unsandboxed."""
+    if proc.args[:1] != [sys.executable]:
+        sandbox.kill(proc, timeout_s=timeout_s)
+    else:
+        kill_group(proc.pid)
 
 
 @dataclass
